@@ -1,0 +1,66 @@
+/**
+ * EVM node access through ethers v6.
+ *
+ * One JSON-RPC provider per chain (requests issued in the same tick are sent
+ * as one JSON-RPC batch), created with a static network so no call is spent
+ * re-detecting the chain. Head tracking over WebSocket lives in chain-watch,
+ * which falls back to polling this provider when the socket is down.
+ *
+ * Failure modes: an unreachable node rejects calls with ethers errors; they
+ * are classified with `isError` (never by message text) by `isTransientRpcError`.
+ */
+import { JsonRpcProvider, Network, Interface, isError, id as keccakId } from "ethers";
+import type { ChainConfig } from "../config/schema.ts";
+
+export const ERC20_ABI = [
+  "event Transfer(address indexed from, address indexed to, uint256 value)",
+  "function balanceOf(address) view returns (uint256)",
+  "function decimals() view returns (uint8)",
+  // No `returns (bool)`: mainnet USDT's transfer returns nothing, and a
+  // decoder expecting a bool would reject its successful calls.
+  "function transfer(address to, uint256 value)",
+];
+export const erc20 = new Interface(ERC20_ABI);
+export const TRANSFER_TOPIC = keccakId("Transfer(address,address,uint256)");
+
+export interface ChainClient {
+  key: string;
+  config: ChainConfig & { key: string };
+  provider: JsonRpcProvider;
+  close(): void;
+}
+
+export function createChainClient(config: ChainConfig & { key: string }, opts: { chainId?: bigint } = {}): ChainClient {
+  const chainId = opts.chainId ?? (config.chain_id ? BigInt(config.chain_id) : undefined);
+  const network = chainId !== undefined ? Network.from(chainId) : undefined;
+  const provider = new JsonRpcProvider(config.rpc_url, network, {
+    staticNetwork: network ?? false,
+    batchMaxCount: 100,
+    batchStallTime: 2,
+    polling: false,
+  });
+  return {
+    key: config.key,
+    config,
+    provider,
+    close: () => provider.destroy(),
+  };
+}
+
+/**
+ * True for node errors worth retrying (timeouts, network, server errors):
+ * the answer may differ next time. Classified by ethers error code.
+ */
+export function isTransientRpcError(e: unknown): boolean {
+  return (
+    isError(e, "TIMEOUT") ||
+    isError(e, "NETWORK_ERROR") ||
+    isError(e, "SERVER_ERROR") ||
+    isError(e, "UNKNOWN_ERROR") ||
+    isError(e, "CANCELLED") ||
+    (e instanceof Error && ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"].includes((e as NodeJS.ErrnoException).code ?? ""))
+  );
+}
+
+/** 0x-hex quantity for raw JSON-RPC params. */
+export const toQuantity = (n: bigint | number) => `0x${BigInt(n).toString(16)}`;

@@ -1,0 +1,127 @@
+/**
+ * Loads the configuration once: JSON file (path from --config or
+ * PAYMENT_CONFIG), then environment overrides, then zod validation. A bad
+ * value stops the process with a message naming the key. The result is
+ * deeply frozen and passed down; nothing else reads process.env for config.
+ *
+ * Environment overrides: `PAYMENT__A__B=value` sets key path a.b (matched
+ * case-insensitively to keys already in the file, lowercased otherwise); the
+ * value is read as JSON when it parses (numbers, booleans, arrays), else as
+ * text. `PAYMENT_DASHBOARD_PASSWORD` sets dashboard.password.
+ *
+ * Secrets never live in the file: the communication key comes from --key,
+ * PAYMENT_KEY or PAYMENT_KEY_FILE; the wallet master key from
+ * PAYMENT_MASTER_KEY or PAYMENT_MASTER_KEY_FILE.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { configSchema, type ChainConfig, type RmqRoute, RMQ_ROUTE_KEYS } from "./schema.ts";
+
+export type RmqRoutes = Record<(typeof RMQ_ROUTE_KEYS)[number], RmqRoute>;
+
+type Parsed = z.output<typeof configSchema>;
+
+export type Config = Readonly<
+  Omit<Parsed, "rmq_config"> & {
+    rmq_config: Parsed["rmq_config"] & RmqRoutes;
+    /** every chain in `net`, with its key */
+    chains: Readonly<Record<string, Readonly<ChainConfig & { key: string }>>>;
+  }
+>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const ENV_PREFIX = "PAYMENT__";
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  path.forEach((raw, i) => {
+    const existing = Object.keys(node).find((k) => k.toLowerCase() === raw.toLowerCase());
+    const key = existing ?? raw.toLowerCase();
+    if (i === path.length - 1) {
+      node[key] = value;
+      return;
+    }
+    const next = node[key];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  });
+}
+
+function envValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Apply PAYMENT__* overrides to a raw config object (a copy is returned). */
+export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const path = name.slice(ENV_PREFIX.length).split("__").filter(Boolean);
+    if (path.length > 0) setPath(out, path, envValue(value));
+  }
+  if (env.PAYMENT_DASHBOARD_PASSWORD) setPath(out, ["dashboard", "password"], env.PAYMENT_DASHBOARD_PASSWORD);
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
+}
+
+/** Validate a raw object (file content with overrides applied). */
+export function parseConfig(raw: unknown): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(`invalid configuration:\n${formatIssues(result.error)}`);
+  const cfg = result.data;
+  const chains: Record<string, ChainConfig & { key: string }> = {};
+  for (const key of cfg.net) {
+    const chain = key === "ETH" ? (cfg.eth_config ?? cfg.evm_chains[key]) : cfg.evm_chains[key];
+    if (!chain) {
+      const where = key === "ETH" ? "eth_config" : `evm_chains.${key}`;
+      throw new ConfigError(`invalid configuration:\n  ${where}: required because net lists "${key}"`);
+    }
+    for (const symbol of Object.keys(chain.tokens)) {
+      if (symbol === chain.native_symbol) {
+        throw new ConfigError(`invalid configuration:\n  ${key}.tokens.${symbol}: clashes with the native symbol`);
+      }
+    }
+    chains[key] = { ...chain, key };
+  }
+  return deepFreeze({ ...cfg, rmq_config: cfg.rmq_config as Config["rmq_config"], chains });
+}
+
+/** Read the file (if any), apply env overrides, validate. */
+export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Config {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env.PAYMENT_CONFIG;
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError(`config file ${file} must hold a JSON object`);
+  }
+  return parseConfig(applyEnvOverrides(raw, env));
+}

@@ -1,0 +1,169 @@
+/**
+ * The configuration file's shape (SPEC §6). It keeps the old system's keys
+ * (`net`, `rmq_config`, `eth_config`) and adds what this gateway needs. Every
+ * key has a default except the ones that locate a real service or contract.
+ */
+import { z } from "zod";
+
+/** A string field that also takes a number from an env override ("1234"). */
+const text = (inner: z.ZodString = z.string().min(1)) => z.union([z.string(), z.number().transform(String)]).pipe(inner);
+const str = () => text();
+const address = () =>
+  text(z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte hex address")).transform((a: string) => a.toLowerCase());
+/** Decimal text amount (never a float); a JSON number is taken as its text. */
+const decimalText = () => text(z.string().regex(/^[0-9]+(\.[0-9]+)?$/, "must be a decimal amount like \"1000\" or \"0.5\""));
+
+const route = (queue: string) =>
+  z
+    .object({
+      queue: str().default(queue),
+      exchange: str().default("pay.exchange"),
+      routing: z.array(str()).min(1).default([queue.replace(/\.queue$/, ".routing.key")]),
+    })
+    .prefault({});
+
+export const RMQ_ROUTE_KEYS = [
+  "topup",
+  "withdraw",
+  "pay",
+  "remove",
+  "topup_resp",
+  "withdraw_resp",
+  "pay_resp",
+  "remove_resp",
+  "dead",
+] as const;
+
+const rmqConfig = z
+  .object({
+    /** one URL, or several (a cluster): connect to the first that answers */
+    sub_addr: z.union([str(), z.array(str()).min(1)]).default("amqp://guest:guest@127.0.0.1:5672"),
+    /** unacked requests in flight per bridge process */
+    prefetch: z.number().int().min(1).max(65535).default(1000),
+    heartbeat_s: z.number().int().min(0).default(30),
+    topup: route("pay.recharge.queue"),
+    withdraw: route("pay.withdraw.queue"),
+    pay: route("pay.auto.queue"),
+    remove: route("pay.remove.queue"),
+    topup_resp: route("pay.recharge.return.queue"),
+    withdraw_resp: route("pay.withdraw.return.queue"),
+    pay_resp: route("pay.auto.return.queue"),
+    remove_resp: route("pay.remove.return.queue"),
+    dead: route("pay.dead.queue"),
+  })
+  .prefault({});
+
+const token = z.object({
+  address: address(),
+  decimals: z.number().int().min(0).max(36),
+});
+
+export const chainConfig = z.object({
+  rpc_url: str().pipe(z.url()),
+  /** WebSocket endpoint for new heads; polling is used when absent or down */
+  ws_url: str().pipe(z.url()).optional(),
+  /** checked against the node at start when given */
+  chain_id: z.number().int().positive().optional(),
+  confirm_height: z.number().int().min(1).max(10_000).default(20),
+  native_symbol: str().default("ETH"),
+  native_decimals: z.number().int().min(0).max(36).default(18),
+  tokens: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,16}$/), token).default({}),
+  collection_address: address().optional(),
+  fallback_to_collection: z.boolean().default(false),
+  /** find internal ETH transfers with debug_traceBlockByNumber (callTracer) */
+  trace_internal: z.boolean().default(false),
+  /** where a fresh cursor starts: "latest" or a block number */
+  start_block: z.union([z.literal("latest"), z.number().int().min(0)]).default("latest"),
+  poll_interval_ms: z.number().int().min(50).default(2000),
+  /** blocks below the head re-scanned periodically (nodes return incomplete logs at the head) */
+  lookback_blocks: z.number().int().min(0).max(1000).default(12),
+  rescan_interval_ms: z.number().int().min(100).default(30_000),
+  /** typical block interval, used to schedule confirmation checks */
+  block_time_ms: z.number().int().min(10).default(12_000),
+  /** blocks fetched in parallel while catching up */
+  catchup_concurrency: z.number().int().min(1).max(64).default(8),
+  /** how long a transaction may wait unmined before it is re-sent with a higher fee */
+  stuck_after_s: z.number().int().min(1).default(180),
+  /** fee increase for a replacement, in percent (nodes require >= 10) */
+  fee_bump_percent: z.number().int().min(10).max(1000).default(20),
+  /** never pay more than this per gas (gwei), 0 = no cap */
+  max_fee_gwei: z.number().min(0).default(0),
+  /** a deposit wallet holding tokens is topped up to this much ETH for gas */
+  gas_topup_eth: decimalText().default("0.005"),
+  /** ... when it holds less than this */
+  min_gas_eth: decimalText().default("0.002"),
+});
+
+const policy = z
+  .object({
+    /** per-asset maximum of one transfer; above it the request is refused */
+    per_request_cap: z.record(z.string(), decimalText()).default({}),
+    /** per-asset rolling 24 h total per sending wallet */
+    velocity_24h_per_wallet: z.record(z.string(), decimalText()).default({}),
+    /** per-asset rolling 24 h total across all wallets */
+    velocity_24h_total: z.record(z.string(), decimalText()).default({}),
+    /** per-asset amount above which an operator must approve */
+    approval_threshold: z.record(z.string(), decimalText()).default({}),
+    deny_list: z.array(address()).default([]),
+    /** when set, only these destinations may be paid */
+    allow_list: z.array(address()).optional(),
+  })
+  .prefault({});
+
+export const configSchema = z.object({
+  net: z.array(str()).min(1).default(["ETH"]),
+  rmq_config: rmqConfig,
+  redis_url: str().default("redis://127.0.0.1:6379"),
+  redis: z
+    .object({
+      /** BullMQ key prefix; on Redis Cluster it must be a hash tag, e.g. "{payment}" */
+      prefix: str().default("payment"),
+      /** Redis Cluster start-up nodes (redis://host:port); overrides redis_url */
+      cluster_nodes: z.array(str()).optional(),
+      /** Sentinel mode: the sentinels and the master's name; overrides redis_url */
+      sentinels: z.array(z.object({ host: str(), port: z.number().int() })).optional(),
+      sentinel_name: str().optional(),
+    })
+    .prefault({}),
+  mysql_url: str().default("mysql://root@127.0.0.1:3306/payment"),
+  mysql_pool_size: z.number().int().min(1).max(200).default(10),
+  eth_config: chainConfig.optional(),
+  /** other EVM chains, keyed like `net` entries */
+  evm_chains: z.record(z.string(), chainConfig).default({}),
+  max_clock_skew_s: z.number().int().min(1).default(300),
+  limits: z
+    .object({
+      max_message_bytes: z.number().int().min(256).default(256 * 1024),
+      max_batch: z.number().int().min(1).max(10_000).default(500),
+    })
+    .prefault({}),
+  policy,
+  workers: z
+    .object({
+      transfer_concurrency: z.number().int().min(1).default(50),
+      confirmation_concurrency: z.number().int().min(1).default(100),
+      /** how often MySQL is compared with BullMQ to rebuild lost jobs */
+      reconcile_interval_ms: z.number().int().min(1000).default(60_000),
+    })
+    .prefault({}),
+  dashboard: z
+    .object({
+      host: str().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(3000),
+      user: str().default("admin"),
+      password: str().optional(),
+    })
+    .prefault({}),
+  log: z
+    .object({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      /** per-address log files (rotated, compressed) under this folder when set */
+      address_log_dir: str().optional(),
+      address_log_max_bytes: z.number().int().min(1024).default(1024 * 1024),
+    })
+    .prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ChainConfig = z.output<typeof chainConfig>;
+export type RmqRoute = { queue: string; exchange: string; routing: string[] };
