@@ -77,3 +77,9 @@ export function decimalToUnits(text: string, decimals: number): bigint {
 export function toJsonNumber(exact: string): number {
   return Number(exact);
 }
+
+/** MySQL DECIMAL text ("50.000000000000000000") to its shortest form ("50"). */
+export function trimDecimal(text: string): string {
+  if (!text.includes(".")) return text;
+  return text.replace(/0+$/, "").replace(/\.$/, "");
+}

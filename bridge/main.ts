@@ -1,0 +1,106 @@
+/**
+ * The bridge role: RabbitMQ in (requests -> MySQL + BullMQ) and RabbitMQ out
+ * (outbox -> signed notifications). Built from explicit dependencies; it
+ * opens its own RabbitMQ connection and Redis subscriber on `start()`.
+ */
+import type { Config } from "../shared/config/load-config.ts";
+import type { Db } from "../shared/adapters/db/client.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Metrics } from "../shared/metrics.ts";
+import { type RedisFactory, closeRedis } from "../shared/adapters/redis.ts";
+import { AmqpConnection, declareRoutes } from "../shared/adapters/amqp.ts";
+import type { Queues } from "../shared/jobs/registry.ts";
+import { assetCatalog, type RequestKind } from "../shared/domain/requests.ts";
+import { outboxChannel } from "../shared/adapters/db/outbox.ts";
+import { createRequestHandler } from "./request-handler.ts";
+import { createRequestConsumer } from "./request-consumer.ts";
+import { createOutboxPublisher } from "./outbox-publisher.ts";
+import { RMQ_ROUTE_KEYS } from "../shared/config/schema.ts";
+
+export interface BridgeDeps {
+  config: Config;
+  communicationKey: string;
+  db: Db;
+  redis: RedisFactory;
+  queues: Queues;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export function createBridge(deps: BridgeDeps) {
+  const { config, logger } = deps;
+  const rmq = config.rmq_config;
+  const urls = Array.isArray(rmq.sub_addr) ? rmq.sub_addr : [rmq.sub_addr];
+  const amqp = new AmqpConnection({ urls, heartbeatS: rmq.heartbeat_s, logger, name: `payment-bridge-${process.pid}` });
+  const assets = assetCatalog(config.chains);
+  const requestRoutes: Record<RequestKind, (typeof rmq)["topup"]> = { topup: rmq.topup, withdraw: rmq.withdraw, pay: rmq.pay, remove: rmq.remove };
+
+  const publisher = createOutboxPublisher({
+    pool: deps.db.pool,
+    amqp,
+    logger: logger.child({ component: "outbox" }),
+    routes: { topup: rmq.topup_resp, withdraw: rmq.withdraw_resp, pay: rmq.pay_resp, remove: rmq.remove_resp },
+    communicationKey: deps.communicationKey,
+    onPublished: (kind, status) => deps.metrics.notifications.inc({ kind, status: String(status) }),
+  });
+  const handler = createRequestHandler({
+    pool: deps.db.pool,
+    queues: deps.queues,
+    logger,
+    validation: () => ({
+      key: deps.communicationKey,
+      nowMs: Date.now(),
+      maxSkewS: config.max_clock_skew_s,
+      maxMessageBytes: config.limits.max_message_bytes,
+      maxBatch: config.limits.max_batch,
+      assets,
+    }),
+    wakeOutbox: () => publisher.wake(),
+  });
+  const consumer = createRequestConsumer({
+    amqp,
+    logger: logger.child({ component: "consumer" }),
+    routes: requestRoutes,
+    deadRoute: rmq.dead,
+    prefetch: rmq.prefetch,
+    handleBatch: handler.handleBatch,
+    onOutcome: (kind, o) => {
+      const result = o.action === "dead" ? "dead_letter" : o.result === "rejected" ? (o.code ?? "rejected") : o.result;
+      deps.metrics.requests.inc({ kind, result });
+      if (o.action === "ack" && o.result === "rejected") logger.info({ kind, code: o.code }, "bridge: request refused");
+    },
+  });
+
+  let subscriber: ReturnType<RedisFactory["create"]> | null = null;
+
+  return {
+    amqp,
+    handler,
+    publisher,
+    async start() {
+      amqp.onConnect(async (conn) => {
+        const ch = await conn.createChannel();
+        try {
+          await declareRoutes(ch, RMQ_ROUTE_KEYS.map((k) => rmq[k]));
+        } finally {
+          await ch.close().catch(() => undefined);
+        }
+      });
+      subscriber = deps.redis.create("outbox-wake");
+      subscriber.on("message", () => publisher.wake());
+      subscriber.on("error", (err) => logger.warn({ err: String(err) }, "bridge: redis subscriber error"));
+      await subscriber.subscribe(outboxChannel(deps.redis.prefix));
+      await consumer.start();
+      publisher.start();
+      await amqp.start();
+      logger.info("bridge: started");
+    },
+    async stop() {
+      await consumer.stop();
+      await publisher.stop();
+      if (subscriber) await closeRedis(subscriber);
+      await amqp.close();
+      logger.info("bridge: stopped");
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * Publishes the notification outbox to the response queues, signed, with
+ * publisher confirms; a row is marked sent only after RabbitMQ confirmed it.
+ *
+ * Delivery is at-least-once: a crash between the broker's confirm and our
+ * `sent` update republishes the same body (same notification_id, same
+ * signature), which consumers dedupe by id. While RabbitMQ is down the rows
+ * simply wait in MySQL; nothing is lost.
+ *
+ * Several bridge processes share the outbox by claiming rows with a lease
+ * (`claimed_until`) in one UPDATE ... ORDER BY id LIMIT n, so a row is
+ * normally published by one process; an expired lease (its process died)
+ * lets another take over.
+ *
+ * Wake-ups: writers PUBLISH on a Redis channel after committing; we also poll
+ * every `pollMs` in case a wake-up was missed (Redis down, process restart).
+ */
+import { randomUUID } from "node:crypto";
+import type { Pool } from "mariadb";
+import type { Logger } from "../shared/logger.ts";
+import { type AmqpConnection, type AmqpConfirmChannel, publishConfirmed } from "../shared/adapters/amqp.ts";
+import type { RmqRoute } from "../shared/config/schema.ts";
+import { signMessage } from "../shared/domain/signature.ts";
+import { insertAudit } from "../shared/adapters/db/outbox.ts";
+
+export interface OutboxPublisherDeps {
+  pool: Pool;
+  amqp: AmqpConnection;
+  logger: Logger;
+  /** response route per notification kind */
+  routes: Record<string, RmqRoute>;
+  communicationKey: string;
+  batchSize?: number;
+  pollMs?: number;
+  leaseMs?: number;
+  onPublished?: (kind: string, status: number) => void;
+}
+
+interface Row {
+  id: bigint;
+  kind: string;
+  dedupe_key: string;
+  queue_id: string | null;
+  address: string | null;
+  status: number;
+  body: string;
+}
+
+export function createOutboxPublisher(deps: OutboxPublisherDeps) {
+  const batchSize = deps.batchSize ?? 500;
+  const pollMs = deps.pollMs ?? 1_000;
+  const leaseMs = deps.leaseMs ?? 30_000;
+  const owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  let running = false;
+  let wakeRequested = false;
+  let wakeResolve: (() => void) | null = null;
+  let loopDone: Promise<void> | null = null;
+  let channel: AmqpConfirmChannel | null = null;
+
+  function wake() {
+    wakeRequested = true;
+    wakeResolve?.();
+  }
+
+  async function getChannel(): Promise<AmqpConfirmChannel> {
+    if (channel) return channel;
+    const conn = await deps.amqp.waitConnected();
+    const ch = await conn.createConfirmChannel();
+    ch.on("close", () => {
+      if (channel === ch) channel = null;
+    });
+    ch.on("error", (err) => deps.logger.warn({ err: String(err) }, "outbox: channel error"));
+    channel = ch;
+    return ch;
+  }
+
+  /** Claim, publish and mark one batch; returns how many were sent. */
+  async function publishBatch(): Promise<number> {
+    if (!deps.amqp.connected) return 0;
+    const claim = `${owner}-${randomUUID().slice(0, 8)}`;
+    const claimed = (await deps.pool.query(
+      `UPDATE notification SET claimed_by = ?, claimed_until = NOW(3) + INTERVAL ? MICROSECOND
+       WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < NOW(3)) ORDER BY id LIMIT ?`,
+      [claim, leaseMs * 1000, batchSize],
+    )) as { affectedRows: number };
+    if (Number(claimed.affectedRows) === 0) return 0;
+    const rows = (await deps.pool.query(
+      "SELECT id, kind, dedupe_key, queue_id, address, status, body FROM notification WHERE claimed_by = ? AND state = 'pending' ORDER BY id",
+      [claim],
+    )) as Row[];
+    const ch = await getChannel();
+    const sent: Row[] = [];
+    try {
+      // All publishes go out back to back; then we wait for every confirm.
+      await Promise.all(
+        rows.map(async (row) => {
+          const route = deps.routes[row.kind];
+          if (!route) {
+            sent.push(row); // an internal kind (sweep) has no business queue
+            return;
+          }
+          const signed = signMessage(JSON.parse(row.body) as Record<string, unknown>, deps.communicationKey);
+          await publishConfirmed(ch, route, Buffer.from(JSON.stringify(signed)), { messageId: row.dedupe_key });
+          sent.push(row);
+        }),
+      );
+    } finally {
+      if (sent.length > 0) {
+        const ids = sent.map((r) => r.id);
+        await deps.pool.query(
+          `UPDATE notification SET state = 'sent', sent_at = NOW(3), attempts = attempts + 1, claimed_by = NULL, claimed_until = NULL
+           WHERE id IN (${ids.map(() => "?").join(",")})`,
+          ids,
+        );
+        const conn = await deps.pool.getConnection();
+        try {
+          await insertAudit(
+            conn,
+            sent.map((r) => ({
+              actor: "bridge",
+              event: "notification.sent",
+              queueId: r.queue_id,
+              address: r.address,
+              subjectType: "notification",
+              subjectId: r.id,
+              data: { notification_id: r.dedupe_key, status: r.status, kind: r.kind },
+            })),
+          );
+        } finally {
+          await conn.release();
+        }
+        for (const r of sent) deps.onPublished?.(r.kind, r.status);
+      }
+      const unsent = rows.length - sent.length;
+      if (unsent > 0) {
+        // Give the lease back so the next pass (ours or another process's) retries at once.
+        const ids = rows.filter((r) => !sent.includes(r)).map((r) => r.id);
+        await deps.pool
+          .query(`UPDATE notification SET claimed_by = NULL, claimed_until = NULL WHERE id IN (${ids.map(() => "?").join(",")}) AND state = 'pending'`, ids)
+          .catch(() => undefined);
+      }
+    }
+    return sent.length;
+  }
+
+  async function loop(): Promise<void> {
+    let failures = 0;
+    while (running) {
+      wakeRequested = false;
+      let n = 0;
+      try {
+        n = await publishBatch();
+        failures = 0;
+      } catch (err) {
+        failures++;
+        deps.logger.error({ err: String(err), failures }, "outbox: publish pass failed; will retry");
+        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** Math.min(failures, 5), 5_000)));
+        continue;
+      }
+      if (n > 0 || wakeRequested) continue;
+      await new Promise<void>((resolve) => {
+        wakeResolve = resolve;
+        setTimeout(resolve, pollMs);
+      });
+      wakeResolve = null;
+    }
+  }
+
+  return {
+    wake,
+    publishBatch,
+    start() {
+      if (running) return;
+      running = true;
+      deps.amqp.onConnect(async () => wake());
+      loopDone = loop();
+    },
+    async stop() {
+      running = false;
+      wake();
+      await loopDone;
+      const ch = channel;
+      channel = null;
+      if (ch) await ch.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Consumes the four request queues with a prefetch window and hands messages
+ * to the request handler in small batches; acks each message only after the
+ * handler has persisted it and enqueued its jobs.
+ *
+ * Failure modes:
+ * - MySQL or Redis down: the batch is retried with backoff while its messages
+ *   stay unacked (nothing is lost; if our connection dies they are redelivered);
+ * - RabbitMQ connection lost: in-flight acks are dropped, RabbitMQ redelivers,
+ *   the handler recognises the redelivery as a duplicate;
+ * - a message that cannot be parsed at all: copied to the dead-letter queue
+ *   (with the reason in its headers) with publisher confirms, then acked;
+ * - shutdown: consumers are cancelled first, in-flight batches finish and ack,
+ *   then the channel closes (anything unacked is redelivered elsewhere).
+ */
+import type { Logger } from "../shared/logger.ts";
+import { type AmqpConnection, type AmqpChannel, type AmqpMessage, publishConfirmed } from "../shared/adapters/amqp.ts";
+import type { RmqRoute } from "../shared/config/schema.ts";
+import type { RequestKind } from "../shared/domain/requests.ts";
+import type { IncomingMessage, MessageOutcome } from "./request-handler.ts";
+
+export interface RequestConsumerDeps {
+  amqp: AmqpConnection;
+  logger: Logger;
+  routes: Record<RequestKind, RmqRoute>;
+  deadRoute: RmqRoute;
+  prefetch: number;
+  handleBatch: (items: IncomingMessage[]) => Promise<MessageOutcome[]>;
+  /** messages per handler call */
+  batchSize?: number;
+  /** batches handled at once */
+  concurrency?: number;
+  onOutcome?: (kind: RequestKind, outcome: MessageOutcome) => void;
+}
+
+interface Pending {
+  kind: RequestKind;
+  msg: AmqpMessage;
+  channel: AmqpChannel;
+}
+
+export function createRequestConsumer(deps: RequestConsumerDeps) {
+  const batchSize = deps.batchSize ?? 200;
+  const concurrency = deps.concurrency ?? 4;
+  let buffer: Pending[] = [];
+  let flushScheduled = false;
+  let inFlight = 0;
+  const idle: (() => void)[] = [];
+  let stopping = false;
+  let channel: AmqpChannel | null = null;
+  let consumerTags: string[] = [];
+
+  function schedule() {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    // setImmediate: gather every delivery that arrived in this I/O turn.
+    setImmediate(() => {
+      flushScheduled = false;
+      pump();
+    });
+  }
+
+  function pump() {
+    while (buffer.length > 0 && inFlight < concurrency) {
+      const batch = buffer.splice(0, batchSize);
+      inFlight++;
+      void runBatch(batch).finally(() => {
+        inFlight--;
+        if (buffer.length > 0) pump();
+        else if (inFlight === 0) idle.splice(0).forEach((f) => f());
+      });
+    }
+  }
+
+  async function runBatch(batch: Pending[]): Promise<void> {
+    let outcomes: MessageOutcome[] | null = null;
+    for (let attempt = 0; outcomes === null; attempt++) {
+      try {
+        outcomes = await deps.handleBatch(batch.map((p) => ({ kind: p.kind, body: p.msg.content })));
+      } catch (err) {
+        const delay = Math.min(250 * 2 ** Math.min(attempt, 5), 8_000);
+        deps.logger.error({ err, batch: batch.length, retryInMs: delay }, "bridge: cannot persist request batch; will retry (messages stay unacked)");
+        if (stopping) {
+          // Leave them unacked: closing the channel hands them back to RabbitMQ.
+          return;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    await Promise.all(
+      batch.map(async (p, n) => {
+        const outcome = outcomes![n]!;
+        deps.onOutcome?.(p.kind, outcome);
+        if (outcome.action === "dead") {
+          await deadLetter(p, outcome.reason);
+          return;
+        }
+        safeAck(p);
+      }),
+    );
+  }
+
+  async function deadLetter(p: Pending, reason: string): Promise<void> {
+    deps.logger.warn({ kind: p.kind, reason, bytes: p.msg.content.length }, "bridge: unparseable request sent to the dead-letter queue");
+    try {
+      const conn = await deps.amqp.waitConnected();
+      const ch = await conn.createConfirmChannel();
+      try {
+        await publishConfirmed(ch, deps.deadRoute, p.msg.content, {
+          contentType: p.msg.properties.contentType,
+          headers: { "x-payment-reason": reason, "x-payment-kind": p.kind, "x-original-queue": deps.routes[p.kind].queue },
+        });
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+      safeAck(p);
+    } catch (err) {
+      deps.logger.error({ err }, "bridge: dead-letter publish failed; message left for redelivery");
+      try {
+        p.channel.nack(p.msg, false, true);
+      } catch {
+        /* channel gone: RabbitMQ redelivers */
+      }
+    }
+  }
+
+  function safeAck(p: Pending) {
+    try {
+      p.channel.ack(p.msg);
+    } catch {
+      // The channel closed meanwhile; RabbitMQ will redeliver and the
+      // handler will see a duplicate with the same body.
+    }
+  }
+
+  async function start(): Promise<void> {
+    deps.amqp.onConnect(async (conn) => {
+      if (stopping) return;
+      const ch = await conn.createChannel();
+      ch.on("error", (err) => deps.logger.warn({ err: String(err) }, "bridge: consumer channel error"));
+      await ch.prefetch(deps.prefetch);
+      channel = ch;
+      consumerTags = [];
+      for (const kind of Object.keys(deps.routes) as RequestKind[]) {
+        const { consumerTag } = await ch.consume(
+          deps.routes[kind].queue,
+          (msg) => {
+            if (!msg) return; // consumer cancelled by the broker (queue deleted)
+            buffer.push({ kind, msg, channel: ch });
+            if (buffer.length >= batchSize) pump();
+            else schedule();
+          },
+          { noAck: false },
+        );
+        consumerTags.push(consumerTag);
+      }
+      deps.logger.info({ prefetch: deps.prefetch, queues: Object.values(deps.routes).map((r) => r.queue) }, "bridge: consuming requests");
+    });
+  }
+
+  /** Stop taking messages, finish and ack what is in flight. */
+  async function stop(): Promise<void> {
+    stopping = true;
+    const ch = channel;
+    if (ch) for (const tag of consumerTags) await ch.cancel(tag).catch(() => undefined);
+    if (inFlight > 0 || buffer.length > 0) {
+      pump();
+      await new Promise<void>((resolve) => {
+        idle.push(resolve);
+        if (inFlight === 0) resolve();
+      });
+    }
+    if (ch) await ch.close().catch(() => undefined);
+  }
+
+  return { start, stop };
+}

@@ -1,0 +1,39 @@
+/**
+ * The roles one process can run (`payment start --role R`), each built from
+ * the process runtime. `all` runs every role in one process.
+ */
+import { ConfigError } from "../shared/config/load-config.ts";
+import { createBridge } from "../bridge/main.ts";
+import type { Runtime, Service } from "./runtime.ts";
+
+export const ROLES = ["bridge", "chain-watch", "transfer-sender", "confirmation", "dashboard"] as const;
+export type Role = (typeof ROLES)[number];
+
+type RoleFactory = (rt: Runtime) => Service;
+
+const factories: Partial<Record<Role, RoleFactory>> = {
+  bridge: (rt) => {
+    if (!rt.secrets.communicationKey) throw new ConfigError("the bridge needs the communication key: set PAYMENT_KEY (or --key, PAYMENT_KEY_FILE)");
+    const bridge = createBridge({ ...rt, communicationKey: rt.secrets.communicationKey });
+    return { name: "bridge", start: bridge.start, stop: bridge.stop };
+  },
+};
+
+/** Expand `all` and de-duplicate, keeping the start order of ROLES. */
+export function resolveRoles(requested: string[]): Role[] {
+  const wanted = new Set<string>();
+  for (const r of requested.length ? requested : ["all"]) {
+    if (r === "all") ROLES.forEach((x) => wanted.add(x));
+    else if ((ROLES as readonly string[]).includes(r)) wanted.add(r);
+    else throw new ConfigError(`unknown role "${r}" (roles: all, ${ROLES.join(", ")})`);
+  }
+  return ROLES.filter((r) => wanted.has(r));
+}
+
+export function buildServices(rt: Runtime, roles: Role[]): Service[] {
+  return roles.map((role) => {
+    const factory = factories[role];
+    if (!factory) throw new ConfigError(`role ${role} is not available in this build`);
+    return factory(rt);
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * Raw SQL helpers for the hot paths that batch (bridge ingest, block scans,
+ * finalisation), on the same pool Prisma uses.
+ *
+ * Failure modes: deadlocks and lock-wait timeouts between concurrent workers
+ * are retried a few times here (the transaction is rolled back, so retrying
+ * is safe); connection loss (server restart) surfaces as a transient error
+ * for the caller's job/consumer to retry later.
+ */
+import type * as mariadb from "mariadb";
+
+export type Conn = mariadb.PoolConnection;
+
+const DEADLOCK = 1213;
+const LOCK_WAIT_TIMEOUT = 1205;
+const DUPLICATE_KEY = 1062;
+
+const errnoOf = (e: unknown) => (e as { errno?: number } | null)?.errno;
+
+export function isDuplicateKey(e: unknown): boolean {
+  return errnoOf(e) === DUPLICATE_KEY;
+}
+
+/** Connection-level failures: the server restarted or is unreachable. */
+export function isTransientDbError(e: unknown): boolean {
+  const err = e as { fatal?: boolean; code?: string; errno?: number } | null;
+  if (!err) return false;
+  if (err.errno === DEADLOCK || err.errno === LOCK_WAIT_TIMEOUT) return true;
+  return (
+    err.fatal === true ||
+    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ER_GET_CONNECTION_TIMEOUT", "ER_CONNECTION_TIMEOUT", "ER_SOCKET_UNEXPECTED_CLOSE", "ER_CLOSING_POOL"].includes(
+      err.code ?? "",
+    )
+  );
+}
+
+/** Run `fn` in a transaction on one pooled connection; retries deadlocks. */
+export async function inTransaction<T>(pool: mariadb.Pool, fn: (conn: Conn) => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const conn = await pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const result = await fn(conn);
+      await conn.commit();
+      return result;
+    } catch (e) {
+      await conn.rollback().catch(() => undefined);
+      const errno = errnoOf(e);
+      if ((errno === DEADLOCK || errno === LOCK_WAIT_TIMEOUT) && attempt < attempts) {
+        await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
+        continue;
+      }
+      throw e;
+    } finally {
+      await conn.release().catch(() => undefined);
+    }
+  }
+}
+
+/** `(?, ?, ?), (?, ?, ?)` for a multi-row insert. */
+export function placeholders(rows: number, cols: number): string {
+  const one = `(${Array(cols).fill("?").join(", ")})`;
+  return Array(rows).fill(one).join(", ");
+}

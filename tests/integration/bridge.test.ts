@@ -1,0 +1,119 @@
+/**
+ * The bridge against real RabbitMQ, MariaDB and Redis: requests in, rows and
+ * jobs written, refusals answered with SPEC codes, garbage dead-lettered.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createTestEnv, type TestEnv } from "../helpers/env.ts";
+import { createBusinessClient, eventually, nowS, type BusinessClient } from "../helpers/rabbit.ts";
+import { createBridge } from "../../bridge/main.ts";
+
+let env: TestEnv;
+let biz: BusinessClient;
+let bridge: ReturnType<typeof createBridge>;
+const HOT = "0x" + "ab".repeat(20);
+const ADDR = "0x4E5B2E1DC63F6B91CB6CD759936495434C7E972F";
+
+before(async () => {
+  env = await createTestEnv();
+  await env.db.prisma.wallet.create({ data: { chain: "ETH", address: HOT, kind: "hot", encryptedKey: "x", keyId: "test" } });
+  biz = await createBusinessClient(env.config, env.key);
+  bridge = createBridge({ ...env, communicationKey: env.key });
+  await bridge.start();
+});
+
+after(async () => {
+  await bridge.stop();
+  await biz.close();
+  await env.cleanup();
+});
+
+test("topup watches the address (lowercased), idempotently", async () => {
+  await biz.send("topup", { chain: "ETH", symbol: "USDT", address: ADDR, timestamp: nowS() });
+  await biz.send("topup", { chain: "ETH", symbol: "USDT", address: ADDR.toLowerCase(), timestamp: nowS() });
+  const rows = await eventually(async () => {
+    const r = await env.db.prisma.watchedAddress.findMany();
+    const reqs = await env.db.prisma.request.count({ where: { kind: "topup" } });
+    return reqs === 2 ? r : null;
+  });
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.address, ADDR.toLowerCase());
+  assert.equal(rows[0]!.active, true);
+  assert.equal(biz.received("topup").length, 0);
+});
+
+test("refusals are answered with their SPEC code, signed", async () => {
+  const ts = nowS();
+  const cases: { kind: "topup" | "withdraw" | "pay" | "remove"; body: Record<string, unknown>; code: string; key?: string }[] = [
+    { kind: "topup", body: { queue_id: "bad-sig", chain: "ETH", symbol: "USDT", address: ADDR, timestamp: ts }, code: "bad_signature", key: "another-key-of-16-chars" },
+    { kind: "topup", body: { queue_id: "expired", chain: "ETH", symbol: "USDT", address: ADDR, timestamp: ts - 3600 }, code: "expired" },
+    { kind: "topup", body: { queue_id: "no-address", chain: "ETH", symbol: "USDT", timestamp: ts }, code: "invalid_request" },
+    { kind: "topup", body: { queue_id: "short-address", chain: "ETH", symbol: "USDT", address: "0x1234", timestamp: ts }, code: "invalid_request" },
+    { kind: "topup", body: { queue_id: "chain", chain: "BTC", symbol: "USDT", address: ADDR, timestamp: ts }, code: "unknown_chain" },
+    { kind: "topup", body: { queue_id: "symbol", chain: "ETH", symbol: "DOGE", address: ADDR, timestamp: ts }, code: "unknown_symbol" },
+    {
+      kind: "withdraw",
+      body: { queue_id: "w-amount", from_address: HOT, to_address: ADDR, amount: "1.0000001", chain: "ETH", symbol: "USDT", timestamp: ts },
+      code: "invalid_amount",
+    },
+    {
+      kind: "withdraw",
+      body: { queue_id: "w-wallet", from_address: "0x" + "cd".repeat(20), to_address: ADDR, amount: "1", chain: "ETH", symbol: "USDT", timestamp: ts },
+      code: "unknown_wallet",
+    },
+    {
+      kind: "pay",
+      body: { queue_id: "p-dup-order", from_address: HOT, chain: "ETH", symbol: "USDT", timestamp: ts, transactions: [{ order_id: "o1", to_address: ADDR, amount: "1" }, { order_id: "o1", to_address: ADDR, amount: "2" }] },
+      code: "invalid_request",
+    },
+  ];
+  for (const c of cases) await biz.send(c.kind, c.body, c.key ? { key: c.key } : {});
+  for (const c of cases) {
+    const n = await biz.waitFor(c.kind, (n) => n.queue_id === c.body.queue_id);
+    assert.equal(n.status, 0, `${c.body.queue_id}`);
+    assert.equal(n.error, c.code, `${c.body.queue_id}: ${JSON.stringify(n)}`);
+  }
+  assert.ok(biz.allSigned());
+});
+
+test("unparseable messages go to the dead-letter queue and nothing else happens", async () => {
+  await biz.sendRaw("withdraw", "this is not json");
+  await biz.sendRaw("withdraw", "[1,2,3]");
+  await eventually(() => biz.dead().length >= 2);
+  assert.equal(biz.dead()[0]!.properties.headers?.["x-payment-reason"], "message is not a JSON object");
+  assert.equal(await env.db.prisma.transfer.count(), 0);
+});
+
+test("withdraw is recorded once with an exact amount and a deterministic job; a duplicate changes nothing", async () => {
+  const body = { queue_id: "w-1", from_address: HOT, to_address: ADDR, amount: "100.500001", chain: "ETH", symbol: "USDT", timestamp: nowS() };
+  await biz.send("withdraw", body);
+  await biz.send("withdraw", { ...body, timestamp: nowS() + 1 }); // a resend: same meaning
+  await biz.send("withdraw", { ...body, amount: "7" }); // same queue_id, different body
+  const dup = await biz.waitFor("withdraw", (n) => n.queue_id === "w-1" && n.error === "duplicate");
+  assert.equal(dup.status, 0);
+  const transfers = await env.db.prisma.transfer.findMany({ where: { queueId: "w-1" } });
+  assert.equal(transfers.length, 1);
+  assert.equal(transfers[0]!.amount.toFixed(), "100.500001");
+  assert.equal(transfers[0]!.state, "queued");
+  const job = await env.queues.transfer.getJob(`send-${transfers[0]!.id}`);
+  assert.ok(job, "send job enqueued");
+  assert.equal(job!.data.transferId, transfers[0]!.id.toString());
+});
+
+test("remove cancels a withdraw not yet sent, and stops watching an address", async () => {
+  await biz.send("withdraw", { queue_id: "w-2", from_address: HOT, to_address: ADDR, amount: 5, chain: "ETH", symbol: "USDT", timestamp: nowS() });
+  await eventually(() => env.db.prisma.transfer.findFirst({ where: { queueId: "w-2" } }));
+  await biz.send("remove", { queue_id: "w-2", msg_type: "withdraw", timestamp: nowS() });
+  const cancelled = await biz.waitFor("withdraw", (n) => n.queue_id === "w-2");
+  assert.equal(cancelled.status, 0);
+  assert.equal(cancelled.error, "cancelled");
+  assert.equal(cancelled.amount_exact, "5");
+  const ok = await biz.waitFor("remove", (n) => n.queue_id === "w-2");
+  assert.equal(ok.status, 1);
+
+  await biz.send("remove", { queue_id: "rm-topup", msg_type: "topup", chain: "ETH", symbol: "USDT", address: ADDR, timestamp: nowS() });
+  const removed = await biz.waitFor("remove", (n) => n.queue_id === "rm-topup");
+  assert.equal(removed.status, 1);
+  const w = await env.db.prisma.watchedAddress.findFirst({ where: { address: ADDR.toLowerCase() } });
+  assert.equal(w!.active, false);
+});
