@@ -1,0 +1,60 @@
+/**
+ * The one place BullMQ workers are built: parse the job's data with the
+ * registry, dispatch to the handler of its type with a child logger carrying
+ * the job's ids, and map our error tree to BullMQ's: a PermanentError becomes
+ * UnrecoverableError (no retry), anything else is retried with the job
+ * type's backoff. DelayedError (a job rescheduling itself) passes through.
+ */
+import { Worker, UnrecoverableError, DelayedError, type Job } from "bullmq";
+import type { Logger } from "../logger.ts";
+import type { RedisFactory } from "../adapters/redis.ts";
+import { PermanentError, describeError } from "../domain/errors.ts";
+import { parseJobData, type JobData, type JobType, type QueueName } from "./registry.ts";
+
+export type Handler<T extends JobType> = (data: JobData<T>, job: Job, ctx: { token: string | undefined; logger: Logger }) => Promise<unknown>;
+export type Handlers = { [T in JobType]?: Handler<T> };
+
+export interface WorkerOptions {
+  concurrency: number;
+  logger: Logger;
+  /** lock duration; a job whose process dies is re-run after this */
+  lockDurationMs?: number;
+}
+
+export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Handlers, opts: WorkerOptions): Worker {
+  const worker = new Worker(
+    queue,
+    async (job, token) => {
+      let data: JobData;
+      try {
+        data = parseJobData(job.data);
+      } catch (e) {
+        throw new UnrecoverableError(`malformed job data: ${describeError(e)}`);
+      }
+      const handler = handlers[data.type] as Handler<JobType> | undefined;
+      if (!handler) throw new UnrecoverableError(`no handler for ${data.type} on queue ${queue}`);
+      const logger = opts.logger.child({ job: job.id, type: data.type });
+      try {
+        return await handler(data as never, job, { token, logger });
+      } catch (e) {
+        if (e instanceof DelayedError || e instanceof UnrecoverableError) throw e;
+        if (e instanceof PermanentError) {
+          logger.warn({ code: e.code, err: describeError(e) }, "job failed permanently");
+          throw new UnrecoverableError(`${e.code}: ${e.message}`);
+        }
+        logger.warn({ err: describeError(e), attempt: job.attemptsMade + 1 }, "job failed; will retry");
+        throw e;
+      }
+    },
+    {
+      connection: redis.create(`worker:${queue}`),
+      prefix: redis.prefix,
+      concurrency: opts.concurrency,
+      autorun: false,
+      lockDuration: opts.lockDurationMs ?? 30_000,
+      maxStalledCount: 1_000,
+    },
+  );
+  worker.on("error", (err) => opts.logger.error({ err: describeError(err), queue }, "worker error"));
+  return worker;
+}
