@@ -39,6 +39,38 @@ export function tryParseAmount(text: string, decimals: number): AmountParse {
   return { ok: true, units };
 }
 
+const JSON_EXPONENT_RE = /^(-?)([0-9]+)(?:\.([0-9]+))?[eE]([+-]?[0-9]+)$/;
+/** Beyond this an exponent cannot name a storable amount; expanding it would only cost memory. */
+const MAX_EXPONENT = 200;
+
+/**
+ * The text of a JSON *number* as plain decimal text, exactly: JSON allows
+ * exponents (`1e2`, and JavaScript senders write small and large numbers as
+ * `1e-7` / `1e+21`), which a decimal *string* may not use (SPEC §3). Shifts
+ * the decimal point in the text, never through a float; trailing fractional
+ * zeros the exponent created are dropped ("1.50e1" -> "15"). Anything that is
+ * not an exponent form is returned unchanged for tryParseAmount to judge.
+ *
+ * @example jsonNumberToDecimal("1.5e-7") // "0.00000015"
+ */
+export function jsonNumberToDecimal(text: string): string {
+  const m = JSON_EXPONENT_RE.exec(text);
+  if (!m) return text;
+  const [, sign = "", intPart = "", fracPart = "", expText = "0"] = m;
+  const exp = Number(expText);
+  if (!Number.isSafeInteger(exp) || Math.abs(exp) > MAX_EXPONENT) return text;
+  const digits = intPart + fracPart;
+  const point = intPart.length + exp;
+  let int: string;
+  let frac: string;
+  if (point <= 0) [int, frac] = ["0", "0".repeat(-point) + digits];
+  else if (point >= digits.length) [int, frac] = [digits + "0".repeat(point - digits.length), ""];
+  else [int, frac] = [digits.slice(0, point), digits.slice(point)];
+  int = int.replace(/^0+(?=[0-9])/, "");
+  frac = frac.replace(/0+$/, "");
+  return `${sign}${int}${frac ? `.${frac}` : ""}`;
+}
+
 /** Like tryParseAmount, throwing `invalid_amount`. */
 export function parseAmount(text: string, decimals: number): bigint {
   const r = tryParseAmount(text, decimals);
