@@ -5,7 +5,8 @@
  * deeply frozen and passed down; nothing else reads process.env for config.
  *
  * Environment overrides: `PAYMENT__A__B=value` sets key path a.b (matched
- * case-insensitively to keys already in the file, lowercased otherwise); the
+ * case-insensitively to keys already in the file, lowercased otherwise except
+ * under maps of operator-chosen names such as `tokens`); the
  * value is read as JSON when it parses (numbers, booleans, arrays), else as
  * text. `PAYMENT_DASHBOARD_PASSWORD` sets dashboard.password.
  *
@@ -35,11 +36,21 @@ export class ConfigError extends Error {
 
 const ENV_PREFIX = "PAYMENT__";
 
+/**
+ * Maps whose keys are names the operator chose (token symbols, chain keys,
+ * assets), not schema keys: a new key under them keeps its case, so
+ * `PAYMENT__ETH_CONFIG__TOKENS__USDC__ADDRESS` adds token "USDC", not "usdc"
+ * (requests name the symbol exactly).
+ */
+const NAMED_MAPS = new Set(["tokens", "evm_chains", "per_request_cap", "velocity_24h_per_wallet", "velocity_24h_total", "approval_threshold"]);
+
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
+  let parent = "";
   path.forEach((raw, i) => {
     const existing = Object.keys(node).find((k) => k.toLowerCase() === raw.toLowerCase());
-    const key = existing ?? raw.toLowerCase();
+    const key = existing ?? (NAMED_MAPS.has(parent) ? raw : raw.toLowerCase());
+    parent = key.toLowerCase();
     if (i === path.length - 1) {
       node[key] = value;
       return;
@@ -84,7 +95,11 @@ function formatIssues(error: z.ZodError): string {
 
 /** Validate a raw object (file content with overrides applied). */
 export function parseConfig(raw: unknown): Config {
-  const result = configSchema.safeParse(raw);
+  // zod says only "Invalid input" for a missing key of a union type (every
+  // string field takes a number too); name the real problem.
+  const result = configSchema.safeParse(raw, {
+    error: (issue) => (issue.input === undefined ? "required" : undefined),
+  });
   if (!result.success) throw new ConfigError(`invalid configuration:\n${formatIssues(result.error)}`);
   const cfg = result.data;
   const chains: Record<string, ChainConfig & { key: string }> = {};

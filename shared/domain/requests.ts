@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { isLosslessNumber, parse as parseLossless } from "lossless-json";
 import { z } from "zod";
-import { tryParseAmount, formatUnits } from "./amount.ts";
+import { tryParseAmount, formatUnits, jsonNumberToDecimal } from "./amount.ts";
 import { canonicalize } from "./canonical-json.ts";
 import type { ErrorCode } from "./errors.ts";
 import { verifyMessage } from "./signature.ts";
@@ -82,7 +82,9 @@ const address = z.string().regex(ADDRESS_RE, "must be 0x followed by 40 hex digi
 /** an amount is decimal text or a JSON number; either way we keep its text */
 const amountText = z.union([
   z.string(),
-  z.custom<{ value: string }>((v) => isLosslessNumber(v), "must be a number or a decimal string").transform((v) => v.value),
+  z
+    .custom<{ value: string }>((v) => isLosslessNumber(v), "must be a number or a decimal string")
+    .transform((v) => jsonNumberToDecimal(v.value)),
 ]);
 const name = z.string().min(1).max(16);
 
@@ -150,7 +152,8 @@ function sha256(text: string): string {
 export function parseBody(body: Buffer | string): Record<string, unknown> | null {
   try {
     const v = parseLossless(typeof body === "string" ? body : body.toString("utf8"));
-    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+    // a bare number parses to a LosslessNumber, which is an object too
+    return v && typeof v === "object" && !Array.isArray(v) && !isLosslessNumber(v) ? (v as Record<string, unknown>) : null;
   } catch {
     return null;
   }
@@ -166,6 +169,7 @@ export function parseBody(body: Buffer | string): Record<string, unknown> | null
 export function validateRequest(kind: RequestKind, body: Buffer, ctx: ValidationContext): ValidationResult {
   if (body.length > ctx.maxMessageBytes) return { outcome: "dead", reason: `message of ${body.length} bytes exceeds ${ctx.maxMessageBytes}` };
   if (body.length > 0 && !isUtf8(body)) return { outcome: "dead", reason: "message is not UTF-8" };
+  if (nestsDeeperThan(body, MAX_DEPTH)) return { outcome: "dead", reason: `message nests deeper than ${MAX_DEPTH} levels` };
   const msg = parseBody(body);
   if (!msg) return { outcome: "dead", reason: "message is not a JSON object" };
 
@@ -190,7 +194,12 @@ export function validateRequest(kind: RequestKind, body: Buffer, ctx: Validation
     return reject("expired", `timestamp is more than ${ctx.maxSkewS} s away from the server clock`, timestamp);
   }
 
-  const parsed = schemas[kind].safeParse(msg);
+  // A pay is a batch exactly when it has `transactions`; judging it against
+  // that form alone makes the detail name the field that is really wrong
+  // (a union reports some branch's complaint, e.g. "transactions" missing
+  // for a single payout whose amount is missing).
+  const schema = kind === "pay" ? schemas.pay.options["transactions" in msg ? 0 : 1] : schemas[kind];
+  const parsed = schema.safeParse(msg);
   if (!parsed.success) return reject("invalid_request", firstIssue(parsed.error), timestamp);
   const p = parsed.data as Record<string, unknown> & { chain?: string; symbol?: string };
 
@@ -267,6 +276,31 @@ export function validateRequest(kind: RequestKind, body: Buffer, ctx: Validation
  */
 export function requestHash(request: ValidRequest): string {
   return sha256(canonicalize(request as unknown as Record<string, unknown>));
+}
+
+/**
+ * A request is at most three levels deep. Deeper input is hostile: the parser
+ * and canonicalize() recurse, and a ~12 KB message of nested objects
+ * overflowed the stack, which threw out of validateRequest and jammed the
+ * bridge's batch in a redelivery loop. Scanned on the raw bytes, before any
+ * recursion, skipping brackets inside strings.
+ */
+const MAX_DEPTH = 32;
+
+function nestsDeeperThan(buf: Buffer, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte (a quote or another backslash)
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
 
 function isUtf8(buf: Buffer): boolean {
