@@ -99,7 +99,7 @@ type Case = [name: string, kind: keyof typeof base, msg: Msg | Buffer, code: str
 
 function casesFor(name: keyof typeof base): Case[] {
   const m = base[name]!;
-  const sign = (x: Msg) => signed(x);
+  const sign = (x: Msg, o: { style?: NumberStyle } = {}) => signed(x, o);
   const cases: Case[] = [
     // bad_signature: checked first, nothing else is trusted before it
     ["signed with another key", name, signed(m, { key: KEY + "!" }), "bad_signature"],
