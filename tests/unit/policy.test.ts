@@ -54,7 +54,7 @@ describe("decide: one rule at a time", () => {
 describe("decide: properties", () => {
   const opt = fc.option(fc.bigInt({ min: 0n, max: 10n ** 12n }), { nil: undefined });
   const units = fc.bigInt({ min: 1n, max: 10n ** 12n });
-  const text = (u: bigint | undefined) => (u === undefined ? {} : { USDT: (Number(u) / 1e6).toFixed(6) });
+  const text = (u: bigint | undefined): Record<string, string> => (u === undefined ? {} : { USDT: (Number(u) / 1e6).toFixed(6) });
   it("never allows past a cap or velocity limit; holds only above the threshold; approval lifts only the threshold", () => {
     fc.assert(
       fc.property(opt, opt, opt, opt, units, fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.boolean(), (cap, vw, vt, th, amount, uw, ut, approved) => {
