@@ -63,7 +63,13 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
 
 function envValue(text: string): unknown {
   try {
-    return JSON.parse(text);
+    const v: unknown = JSON.parse(text);
+    // A number a double cannot hold exactly (an amount like
+    // "0.30000000000000001" or "1000000000000000000000") stays text, so
+    // decimal amounts never pass through a float; numeric keys then report
+    // the text at its key path instead of taking a silently rounded value.
+    if (typeof v === "number" && String(v) !== text.trim()) return text;
+    return v;
   } catch {
     return text;
   }
