@@ -4,6 +4,8 @@
  */
 import { ConfigError } from "../shared/config/load-config.ts";
 import { createBridge } from "../bridge/main.ts";
+import { createChainWatch } from "../workers/chain-watch/main.ts";
+import { createConfirmationWorker } from "../workers/confirmation/main.ts";
 import type { Runtime, Service } from "./runtime.ts";
 
 export const ROLES = ["bridge", "chain-watch", "transfer-sender", "confirmation", "dashboard"] as const;
@@ -16,6 +18,14 @@ const factories: Partial<Record<Role, RoleFactory>> = {
     if (!rt.secrets.communicationKey) throw new ConfigError("the bridge needs the communication key: set PAYMENT_KEY (or --key, PAYMENT_KEY_FILE)");
     const bridge = createBridge({ ...rt, communicationKey: rt.secrets.communicationKey });
     return { name: "bridge", start: bridge.start, stop: bridge.stop };
+  },
+  "chain-watch": (rt) => {
+    const watch = createChainWatch(rt);
+    return { name: "chain-watch", start: watch.start, stop: watch.stop };
+  },
+  confirmation: (rt) => {
+    const worker = createConfirmationWorker(rt);
+    return { name: "confirmation", start: worker.start, stop: worker.stop };
   },
 };
 

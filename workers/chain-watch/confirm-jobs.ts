@@ -1,0 +1,65 @@
+/**
+ * Handing deposits to the confirmation worker through the job registry.
+ *
+ * New deposits get a `confirm-deposit` job delayed until they are about due
+ * (remaining blocks x block time). Deposits a reorg put in doubt must be
+ * re-checked at once: their existing job is promoted (delayed), retried
+ * (failed) or added again (missing, e.g. Redis was flushed). Adding is
+ * idempotent (deterministic job id) and the processor re-reads the row, so
+ * a stray extra run is harmless.
+ */
+import type { Job } from "bullmq";
+import { enqueue, enqueueMany, jobIdFor, type Queues } from "../../shared/jobs/registry.ts";
+import { confirmDelayMs } from "../../shared/domain/confirmations.ts";
+
+const short = (s: string) => `${s.slice(0, 10)}…`;
+
+/** Dashboard name of a deposit's job: `USDT 0x4e5b2e1d… tx 0x12ab34cd…`. */
+export const depositJobLabel = (d: { symbol: string; to: string; txHash: string }) => `${d.symbol} ${short(d.to)} tx ${short(d.txHash)}`;
+
+export interface NewDepositJob {
+  id: string;
+  symbol: string;
+  to: string;
+  txHash: string;
+  blockNumber: number;
+}
+
+/** Enqueue confirmation of new deposits, each delayed until about due. */
+export async function enqueueConfirmations(queues: Queues, deposits: NewDepositJob[], head: number, confirmHeight: number, blockTimeMs: number): Promise<void> {
+  const byDelay = new Map<number, NewDepositJob[]>();
+  for (const d of deposits) {
+    const remaining = d.blockNumber + confirmHeight - head;
+    const delay = remaining > 0 ? confirmDelayMs(remaining, blockTimeMs) : 0;
+    byDelay.set(delay, [...(byDelay.get(delay) ?? []), d]);
+  }
+  for (const [delay, group] of byDelay) {
+    await enqueueMany(
+      queues,
+      "confirm-deposit",
+      group.map((d) => ({ depositId: d.id, label: depositJobLabel(d) })),
+      delay > 0 ? { delay } : {},
+    );
+  }
+}
+
+/** Make the confirmation jobs of these deposits run now. */
+export async function recheckNow(queues: Queues, deposits: { id: string; symbol: string; to: string; txHash: string }[]): Promise<void> {
+  for (const d of deposits) {
+    const jobId = jobIdFor("confirm-deposit", { depositId: d.id })!;
+    const job = (await queues.confirm.getJob(jobId)) as Job | undefined;
+    try {
+      const state = job ? await job.getState() : "unknown";
+      if (job && state === "delayed") await job.promote();
+      else if (job && state === "failed") await job.retry("failed");
+      else if (job && state === "completed") {
+        // completed while the row is still `seen` should not happen; re-run it anyway
+        await job.remove();
+        await enqueue(queues, "confirm-deposit", { depositId: d.id, label: depositJobLabel(d) });
+      } else if (!job || state === "unknown") await enqueue(queues, "confirm-deposit", { depositId: d.id, label: depositJobLabel(d) });
+      // waiting / active: it runs soon, and re-reads the row when it does
+    } catch {
+      // the job changed state under us (became active, finished): it re-reads the row anyway
+    }
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * One chain's scan loop body, run by the lease holder: read the head, scan
+ * every block from the cursor up to it (fetched in parallel, committed
+ * strictly in order), notice reorgs by parent-hash continuity and rewind to
+ * the common ancestor, and now and then re-fetch the last few blocks' logs
+ * (nodes do return incomplete logs near the head).
+ *
+ * Nothing between the cursor and the head is ever skipped: the cursor only
+ * moves in the same MySQL transaction that stores a block's deposits, one
+ * block at a time, and only onto a block whose parent is the cursor.
+ */
+import type { ChainConfig } from "../../shared/config/schema.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { Metrics } from "../../shared/metrics.ts";
+import type { Queues } from "../../shared/jobs/registry.ts";
+import { describeError } from "../../shared/domain/errors.ts";
+import { recipients, type ChainTransfer } from "../../shared/domain/chain-transfers.ts";
+import { blockWindow, commonAncestor, extendsChain, headAction, initialCursorNumber, lookbackRange, type BlockRef } from "../../shared/domain/reorg.ts";
+import type { BlockSource, RawBlock } from "./block-source.ts";
+import { CursorMovedError, type BlockStore, type DepositWrite, type MatchedDeposit, type ScannedBlock } from "./block-store.ts";
+import { enqueueConfirmations, recheckNow } from "./confirm-jobs.ts";
+
+export interface ChainScannerDeps {
+  chain: ChainConfig & { key: string };
+  source: BlockSource;
+  store: BlockStore;
+  queues: Queues;
+  logger: Logger;
+  metrics: Metrics;
+  /** tell the outbox publisher new notifications are waiting */
+  wakeOutbox: () => Promise<void>;
+  now?: () => number;
+}
+
+/** canonical hashes asked per round trip while looking for an ancestor */
+const ANCESTOR_PAGE = 32;
+
+export function createChainScanner(deps: ChainScannerDeps) {
+  const { chain, source, store, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const window = blockWindow(chain.confirm_height, chain.lookback_blocks);
+  let cursor: BlockRef | null = null;
+  let lastLookbackMs = now();
+
+  async function ensureCursor(): Promise<BlockRef | null> {
+    if (cursor) return cursor;
+    cursor = await store.readCursor();
+    if (cursor) return cursor;
+    const head = await source.latest();
+    const at = initialCursorNumber(chain.start_block, head.number);
+    if (at === null) {
+      logger.info({ start_block: chain.start_block, head: head.number }, "chain-watch: waiting for the chain to reach start_block");
+      return null;
+    }
+    const header = await source.header(at);
+    if (!header) return null;
+    cursor = await store.initCursor(header, header.parentHash);
+    logger.info({ cursor }, "chain-watch: fresh cursor placed");
+    return cursor;
+  }
+
+  /** Keep the block's transfers to watched (symbol, address) pairs, dropping reverted native ones. */
+  async function match(raw: RawBlock): Promise<ScannedBlock> {
+    const watched = raw.transfers.length === 0 ? new Map<string, string | null>() : await store.watchedAmong(recipients(raw.transfers));
+    const hits = raw.transfers.filter((t) => watched.has(`${t.symbol}|${t.to}`));
+    const native = hits.filter((t) => t.logIndex === -1);
+    const succeeded = native.length > 0 ? await source.successfulTxs(native.map((t) => t.txHash), raw.hash) : new Set<string>();
+    const deposits: MatchedDeposit[] = hits
+      .filter((t) => t.logIndex !== -1 || succeeded.has(t.txHash))
+      .map((t: ChainTransfer) => ({ ...t, blockNumber: raw.number, blockHash: raw.hash, queueId: watched.get(`${t.symbol}|${t.to}`) ?? null }));
+    return { number: raw.number, hash: raw.hash, parentHash: raw.parentHash, deposits };
+  }
+
+  async function prepare(n: number): Promise<ScannedBlock | null> {
+    const raw = await source.scan(n);
+    return raw ? match(raw) : null;
+  }
+
+  async function afterWrite(written: DepositWrite, head: number): Promise<void> {
+    for (const { id, deposit: d } of written.inserted) {
+      deps.metrics.deposits.inc({ chain: chain.key, symbol: d.symbol, status: "2" });
+      logger.info({ deposit: id, symbol: d.symbol, to: d.to, tx: d.txHash, log_index: d.logIndex, block: d.blockNumber }, "chain-watch: deposit seen");
+    }
+    for (const { id, deposit: d } of written.moved) {
+      logger.info({ deposit: id, tx: d.txHash, block: d.blockNumber, log_index: d.logIndex }, "chain-watch: deposit followed its transaction to a new block");
+    }
+    for (const c of written.conflicts) {
+      logger.error(
+        { reason: c.reason, deposit: c.storedId, tx: c.found.txHash, log_index: c.found.logIndex, block: c.found.blockNumber },
+        "chain-watch: transfer found again after its deposit was final (or its slot is taken); not reported twice, needs an operator",
+      );
+    }
+    if (written.inserted.length > 0) {
+      await enqueueConfirmations(
+        deps.queues,
+        written.inserted.map(({ id, deposit: d }) => ({ id, symbol: d.symbol, to: d.to, txHash: d.txHash, blockNumber: d.blockNumber })),
+        head,
+        chain.confirm_height,
+        chain.block_time_ms,
+      );
+      await deps.wakeOutbox();
+    }
+    if (written.moved.length > 0) {
+      await recheckNow(deps.queues, written.moved.map(({ id, deposit: d }) => ({ id, symbol: d.symbol, to: d.to, txHash: d.txHash })));
+    }
+  }
+
+  /** The chain left our cursor's branch: rewind to the common ancestor. */
+  async function handleReorg(from: BlockRef): Promise<void> {
+    const stored = await store.recentBlocks(from.number, window);
+    let ancestor: (BlockRef & { parentHash?: string }) | null = null;
+    for (let i = 0; i < stored.length && !ancestor; i += ANCESTOR_PAGE) {
+      const page = stored.slice(i, i + ANCESTOR_PAGE);
+      const canonical = await source.canonicalHashes(page.map((b) => b.number));
+      const n = commonAncestor(page, canonical);
+      if (n !== null) ancestor = { number: n, hash: canonical.get(n)! };
+    }
+    if (!ancestor) {
+      // Deeper than the window: restart below it; deposits above are re-checked and re-found.
+      const base = Math.max((stored.at(-1)?.number ?? from.number) - 1, 0);
+      const header = await source.header(base);
+      if (!header) throw new Error(`node has no block ${base} to rewind to`);
+      ancestor = header;
+      logger.error({ from: from.number, to: base, window }, "chain-watch: reorg deeper than the stored block window; rescanning from below it");
+    }
+    if (ancestor.number === from.number) return; // our cursor is canonical after all (the node moved again)
+    const doubted = await store.rewind(from, ancestor);
+    cursor = { number: ancestor.number, hash: ancestor.hash };
+    logger.warn({ from: from.number, ancestor: ancestor.number, depth: from.number - ancestor.number, recheck: doubted.length }, "chain-watch: reorg; rewound to the common ancestor");
+    await recheckNow(deps.queues, doubted);
+  }
+
+  /** Scan from..to in order, prefetching up to catchup_concurrency blocks. */
+  async function catchUp(to: number, head: number, shouldStop: () => boolean): Promise<void> {
+    const inflight = new Map<number, Promise<ScannedBlock | null>>();
+    let next = cursor!.number + 1;
+    const fill = () => {
+      while (next <= to && inflight.size < chain.catchup_concurrency) {
+        const p = prepare(next);
+        p.catch(() => undefined); // awaited below; a rejection left behind must not go unhandled
+        inflight.set(next++, p);
+      }
+    };
+    while (cursor!.number < to && !shouldStop()) {
+      fill();
+      const n = cursor!.number + 1;
+      const pending = inflight.get(n);
+      if (!pending) return;
+      inflight.delete(n);
+      const block = await pending;
+      if (!block) return; // the node does not serve it (yet); next tick
+      if (!extendsChain(cursor!, block)) {
+        await handleReorg(cursor!);
+        return;
+      }
+      const written = await store.commitBlock(cursor!, block, head);
+      cursor = { number: block.number, hash: block.hash };
+      deps.metrics.chainLag.set({ chain: chain.key }, Math.max(head - cursor.number, 0));
+      await afterWrite(written, head);
+    }
+  }
+
+  async function lookback(head: number): Promise<void> {
+    lastLookbackMs = now();
+    const range = lookbackRange(cursor!.number, chain.lookback_blocks);
+    if (!range) return;
+    const at = cursor!;
+    const blocks = (await store.recentBlocks(range.to, range.to - range.from + 1)).filter((b) => b.number >= range.from);
+    const scanned: { ref: BlockRef; deposits: MatchedDeposit[] }[] = [];
+    for (let i = 0; i < blocks.length; i += chain.catchup_concurrency) {
+      const page = blocks.slice(i, i + chain.catchup_concurrency);
+      const results = await Promise.all(
+        page.map(async (ref) => {
+          const transfers = await source.tokenTransfersOf(ref.hash);
+          if (!transfers) return null;
+          const m = await match({ number: ref.number, hash: ref.hash, parentHash: "", transfers });
+          return { ref, deposits: m.deposits };
+        }),
+      );
+      for (const r of results) if (r && r.deposits.length > 0) scanned.push(r);
+    }
+    if (scanned.length === 0) return;
+    const written = await store.commitLookback(at, scanned, head);
+    if (written.inserted.length > 0) logger.warn({ found: written.inserted.length }, "chain-watch: lookback found deposits the first scan missed");
+    await afterWrite(written, head);
+  }
+
+  return {
+    /** One pass. Throws on node/database trouble; the caller backs off and calls again. */
+    async tick(shouldStop: () => boolean): Promise<void> {
+      const at = await ensureCursor();
+      if (!at) return;
+      const head = await source.latest();
+      deps.metrics.chainHead.set({ chain: chain.key }, head.number);
+      deps.metrics.chainLag.set({ chain: chain.key }, Math.max(head.number - at.number, 0));
+      const action = headAction(at, head);
+      if (action.kind === "catch-up") await catchUp(action.to, head.number, shouldStop);
+      else if (action.kind === "reorg") await handleReorg(at);
+      else if (action.kind === "behind") {
+        const mine = (await store.recentBlocks(head.number, 1))[0];
+        if (mine && mine.number === head.number && mine.hash !== head.hash) await handleReorg(at);
+        else logger.warn({ head: head.number, cursor: at.number }, "chain-watch: node is behind our cursor; waiting");
+      }
+      if (!shouldStop() && cursor && now() - lastLookbackMs >= chain.rescan_interval_ms) {
+        try {
+          await lookback(head.number);
+        } catch (e) {
+          if (e instanceof CursorMovedError) cursor = null;
+          logger.warn({ err: describeError(e) }, "chain-watch: lookback failed; will try again");
+        }
+      }
+    },
+    /** Forget the cached cursor (another scanner moved it). */
+    reset() {
+      cursor = null;
+    },
+    get cursor() {
+      return cursor;
+    },
+  };
+}
+
+export type ChainScanner = ReturnType<typeof createChainScanner>;
