@@ -3,8 +3,10 @@
  * `register(program)` and is listed here.
  */
 import type { Command } from "commander";
+import * as dev from "./dev.ts";
+import * as devTools from "./dev-tools.ts";
 
-const modules: { register(program: Command): void }[] = [];
+const modules: { register(program: Command): void }[] = [dev, devTools];
 
 export function registerCommands(program: Command): void {
   for (const m of modules) m.register(program);

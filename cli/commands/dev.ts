@@ -1,0 +1,148 @@
+/**
+ * `payment dev`: the embedded default. Starts anvil (from npm) on a free port,
+ * deploys the USDT-like test token, writes a dev config and keys under .dev/,
+ * resets and migrates a dev database, imports funded dev wallets, and runs
+ * every role in this one process. The dev chain starts from block 0 each
+ * time, so the dev database is recreated each time too.
+ *
+ * Redis, RabbitMQ and MySQL are expected locally (or via `docker compose up
+ * -d redis rabbitmq mysql`); a missing one is named with how to start it.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import path from "node:path";
+import type { Command } from "commander";
+import * as mariadb from "mariadb";
+import { Contract, JsonRpcProvider, Wallet, NonceManager } from "ethers";
+import { ConfigError, loadConfig } from "../../shared/config/load-config.ts";
+import { loadSecrets } from "../../shared/config/secrets.ts";
+import { migrate } from "../../shared/adapters/db/migrate.ts";
+import { poolConfigFromUrl } from "../../shared/adapters/db/client.ts";
+import { startAnvil, deploy, artifact, type Anvil } from "../../shared/devchain/anvil.ts";
+import { createLogger } from "../../shared/logger.ts";
+import { checkMysql, checkRabbit, checkRedis } from "../preflight.ts";
+import { createRuntime, runServices } from "../runtime.ts";
+import { buildServices, resolveRoles } from "../roles.ts";
+
+export const DEV_DIR = path.resolve(process.env.PAYMENT_DEV_DIR ?? ".dev");
+
+interface DevOptions {
+  blockTime: string;
+  confirmHeight: string;
+  dashboardPort: string;
+  mysqlUrl: string;
+  redisUrl: string;
+  amqpUrl: string;
+}
+
+/** A secret kept in .dev/ (mode 0600) so dev-tools can sign with it; dev only. */
+function devSecret(name: string, make: () => string): string {
+  const file = path.join(DEV_DIR, name);
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const value = make();
+  writeFileSync(file, value + "\n", { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return value;
+}
+
+async function resetDatabase(url: string) {
+  const cfg = poolConfigFromUrl(url, 1);
+  const conn = await mariadb.createConnection({ ...cfg, database: undefined });
+  try {
+    await conn.query(`DROP DATABASE IF EXISTS \`${cfg.database.replace(/`/g, "``")}\``);
+  } finally {
+    await conn.end();
+  }
+  await migrate(url);
+}
+
+export function register(program: Command): void {
+  program
+    .command("dev")
+    .description("run everything on a local dev chain (anvil from npm, a USDT-like token, all roles in one process)")
+    .option("--block-time <s>", "seconds between dev chain blocks", "1")
+    .option("--confirm-height <n>", "confirmations before a transfer is final", "20")
+    .option("--dashboard-port <port>", "dashboard port", "3000")
+    .option("--mysql-url <url>", "dev database (recreated at each start)", process.env.PAYMENT__MYSQL_URL ?? "mysql://root@127.0.0.1:3306/payment_dev")
+    .option("--redis-url <url>", "Redis", process.env.PAYMENT__REDIS_URL ?? "redis://127.0.0.1:6379")
+    .option("--amqp-url <url>", "RabbitMQ", "amqp://guest:guest@127.0.0.1:5672")
+    .action(async (opts: DevOptions) => {
+      const checks = await Promise.all([checkRedis(opts.redisUrl), checkMysql(opts.mysqlUrl, { databaseMayBeMissing: true }), checkRabbit([opts.amqpUrl])]);
+      const down = checks.filter((c) => !c.ok);
+      if (down.length) {
+        throw new ConfigError(
+          `payment dev needs Redis, RabbitMQ and MySQL running locally:\n${down
+            .map((d) => `  ${d.name} does not answer (${d.detail})\n    start it: ${d.hint}`)
+            .join("\n")}\n  (or all three at once: docker compose up -d redis rabbitmq mysql)`,
+        );
+      }
+      mkdirSync(DEV_DIR, { recursive: true });
+      const communicationKey = process.env.PAYMENT_KEY ?? devSecret("communication.key", () => randomBytes(24).toString("hex"));
+      const masterKeyHex = process.env.PAYMENT_MASTER_KEY ?? devSecret("master.key", () => randomBytes(32).toString("hex"));
+      const dashboardPassword = process.env.PAYMENT_DASHBOARD_PASSWORD ?? devSecret("dashboard.password", () => randomBytes(12).toString("base64url"));
+
+      let anvil: Anvil | undefined;
+      const stopAnvil = () => anvil?.process.kill("SIGTERM");
+      process.once("exit", stopAnvil);
+      anvil = await startAnvil({ blockTime: Number(opts.blockTime) });
+      const usdt = await deploy(anvil.rpcUrl, anvil.keys[0]!, "TestUSDT");
+      const hot = new Wallet(anvil.keys[1]!);
+      const collection = new Wallet(anvil.keys[2]!);
+
+      const provider = new JsonRpcProvider(anvil.rpcUrl, undefined, { staticNetwork: true });
+      const owner = new NonceManager(new Wallet(anvil.keys[0]!, provider));
+      const token = new Contract(usdt, artifact("TestUSDT").abi, owner);
+      for (const w of [hot, collection]) await (await token.getFunction("mint")(w.address, 1_000_000n * 10n ** 6n)).wait();
+      provider.destroy();
+
+      const configFile = path.join(DEV_DIR, "config.json");
+      const devConfig = {
+        net: ["ETH"],
+        rmq_config: { sub_addr: opts.amqpUrl },
+        redis_url: opts.redisUrl,
+        redis: { prefix: "payment-dev" },
+        mysql_url: opts.mysqlUrl,
+        eth_config: {
+          rpc_url: anvil.rpcUrl,
+          ws_url: anvil.wsUrl,
+          chain_id: anvil.chainId,
+          confirm_height: Number(opts.confirmHeight),
+          block_time_ms: Math.max(100, Number(opts.blockTime) * 1000),
+          poll_interval_ms: 500,
+          tokens: { USDT: { address: usdt, decimals: 6 } },
+          collection_address: collection.address.toLowerCase(),
+          fallback_to_collection: true,
+        },
+        dashboard: { port: Number(opts.dashboardPort), user: "admin" },
+      };
+      writeFileSync(configFile, JSON.stringify(devConfig, null, 2) + "\n");
+
+      await resetDatabase(opts.mysqlUrl);
+      const env = { ...process.env, PAYMENT_KEY: communicationKey, PAYMENT_MASTER_KEY: masterKeyHex, PAYMENT_DASHBOARD_PASSWORD: dashboardPassword };
+      const config = loadConfig({ file: configFile, env });
+      const secrets = loadSecrets({ env });
+      const logger = createLogger({ level: config.log.level });
+      const rt = createRuntime(config, secrets, logger);
+      // DEV-WALLETS: hot and collection wallets are imported here once the keystore lands.
+
+      await runServices(rt, buildServices(rt, resolveRoles(["all"])));
+      const rel = path.relative(process.cwd(), DEV_DIR) || ".";
+      console.log(`
+payment dev is running: every role in this process (Ctrl-C stops it)
+  chain       anvil ${anvil.rpcUrl} (chain id ${anvil.chainId}), a block every ${opts.blockTime}s, final after ${opts.confirmHeight} confirmations
+  USDT        ${usdt} (6 decimals; transfer returns nothing, like mainnet USDT)
+  hot wallet  ${hot.address.toLowerCase()} (1,000,000 USDT, 10,000 ETH)
+  collection  ${collection.address.toLowerCase()} (1,000,000 USDT, 10,000 ETH)
+  dashboard   http://127.0.0.1:${opts.dashboardPort}/admin/queues  user admin, password in ${rel}/dashboard.password
+  config      ${rel}/config.json   (dev keys in ${rel}/, never use them for real funds)
+
+Send a test deposit from another terminal:
+  npx payment dev-tools demo                        # watch an address, deposit 100.500001 USDT, print both notifications
+or step by step:
+  npx payment dev-tools listen                      # print notifications as they arrive
+  npx payment dev-tools topup 0x<address>           # watch an address (signed topup request)
+  npx payment dev-tools deposit 0x<address> 100.500001 [--symbol ETH]
+  npx payment dev-tools withdraw 0x<to> 12.5        # pay out from the hot wallet
+`);
+    });
+}
