@@ -51,7 +51,9 @@ export function splitStatements(sql: string): string[] {
   const out: string[] = [];
   let current: string[] = [];
   for (const line of sql.split("\n")) {
-    if (/^\s*--/.test(line) && current.length === 0) continue;
+    // comments and blank lines between statements are not sent: a blank line
+    // kept before a comment made the comment part of the next statement
+    if ((/^\s*--/.test(line) || line.trim() === "") && current.length === 0) continue;
     current.push(line);
     if (/;\s*$/.test(line)) {
       const stmt = current.join("\n").trim().replace(/;\s*$/, "");
