@@ -62,6 +62,22 @@ interface Dmmf {
   datamodel: { models: DmmfModel[]; enums: { name: string; values: { name: string; dbName: string | null }[] }[]; indexes: DmmfIndex[] };
 }
 
+/** The few WebAssembly and wasm-bindgen names used here (tsconfig has no DOM lib). */
+interface WasmExports {
+  memory: { buffer: ArrayBuffer };
+  __wbindgen_externrefs: { grow(n: number): number; set(i: number, v: unknown): void; get(i: number): unknown };
+  __wbindgen_start(): void;
+  __wbindgen_malloc(len: number, align: number): number;
+  __wbindgen_free(ptr: number, len: number, align: number): void;
+  get_dmmf(ptr: number, len: number): [number, number, number, number];
+}
+const WA = (globalThis as unknown as {
+  WebAssembly: {
+    Module: { new (bytes: Uint8Array): object; imports(m: object): { module: string; name: string }[] };
+    Instance: new (m: object, imports: object) => { exports: unknown };
+  };
+}).WebAssembly;
+
 /**
  * Prisma's schema parser without its CLI: instantiate the wasm-bindgen module
  * the CLI bundles. Its four imports are found by their stable prefixes (the
@@ -71,19 +87,22 @@ interface Dmmf {
 function getDmmf(schema: string): Dmmf {
   const require = createRequire(import.meta.url);
   const wasmPath = path.join(path.dirname(require.resolve("prisma/package.json")), "build", "prisma_schema_build_bg.wasm");
-  const module = new WebAssembly.Module(readFileSync(wasmPath));
+  const module = new WA.Module(readFileSync(wasmPath));
   const decoder = new TextDecoder("utf-8", { fatal: true });
-  let ex: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- raw wasm exports
+  let ex: WasmExports;
   const text = (ptr: number, len: number) => decoder.decode(new Uint8Array(ex.memory.buffer, ptr, len));
   const glue: Record<string, (...a: number[]) => unknown> = {};
-  for (const imp of WebAssembly.Module.imports(module)) {
+  for (const imp of WA.Module.imports(module)) {
     const n = imp.name;
     if (n.startsWith("__wbg_Error_")) glue[n] = (p, l) => new Error(text(p!, l!));
     else if (n.startsWith("__wbg_set_message_")) glue[n] = () => undefined;
-    else if (n.startsWith("__wbg___wbindgen_throw_")) glue[n] = (p, l) => { throw new Error(text(p!, l!)); };
+    else if (n.startsWith("__wbg___wbindgen_throw_"))
+      glue[n] = (p, l) => {
+        throw new Error(text(p!, l!));
+      };
     else if (n === "__wbindgen_init_externref_table")
       glue[n] = () => {
-        const t = ex.__wbindgen_externrefs as WebAssembly.Table;
+        const t = ex.__wbindgen_externrefs;
         const b = t.grow(4);
         t.set(0, undefined);
         t.set(b, undefined);
@@ -93,18 +112,18 @@ function getDmmf(schema: string): Dmmf {
       };
     else throw new Error(`prisma-schema wasm wants an unknown import ${imp.module}.${n}: update getDmmf() for this Prisma version`);
   }
-  ex = new WebAssembly.Instance(module, { __wbindgen_placeholder__: glue }).exports;
+  ex = new WA.Instance(module, { __wbindgen_placeholder__: glue }).exports as WasmExports;
   ex.__wbindgen_start();
   const input = new TextEncoder().encode(JSON.stringify({ prismaSchema: schema, noColor: true }));
-  const ptr = ex.__wbindgen_malloc(input.length, 1) as number;
+  const ptr = ex.__wbindgen_malloc(input.length, 1);
   new Uint8Array(ex.memory.buffer, ptr, input.length).set(input);
-  const [outPtr, outLen, errRef, isErr] = ex.get_dmmf(ptr, input.length) as number[];
+  const [outPtr, outLen, errRef, isErr] = ex.get_dmmf(ptr, input.length);
   if (isErr) {
-    const err = (ex.__wbindgen_externrefs as WebAssembly.Table).get(errRef!) as Error;
+    const err = ex.__wbindgen_externrefs.get(errRef) as Error;
     throw new Error(`prisma/schema.prisma does not parse: ${err.message}`);
   }
   try {
-    return JSON.parse(text(outPtr!, outLen!)) as Dmmf;
+    return JSON.parse(text(outPtr, outLen)) as Dmmf;
   } finally {
     ex.__wbindgen_free(outPtr, outLen, 1);
   }
@@ -400,15 +419,14 @@ describe("schema.prisma and prisma/migrations agree", () => {
         else if (f.default && typeof f.default === "object" && (f.default as { name: string }).name === "autoincrement") continue;
         else data[f.name] = sample(f);
       }
-      const delegate = (db.prisma as unknown as Record<string, { create(a: unknown): Promise<Record<string, unknown>>; findMany(): Promise<Record<string, unknown>[]> }>)[
-        m.name[0]!.toLowerCase() + m.name.slice(1)
-      ]!;
+      type Delegate = { create(a: unknown): Promise<Record<string, unknown>>; findMany(): Promise<Record<string, unknown>[]> };
+      const delegate: Delegate = (db.prisma as unknown as Record<string, Delegate>)[m.name[0]!.toLowerCase() + m.name.slice(1)]!;
       const row = await delegate.create({ data });
       created.set(m.name, row);
-      const [back, ...more] = await delegate.findMany();
+      const [back, ...more]: Record<string, unknown>[] = await delegate.findMany();
       assert.equal(more.length, 0, m.name);
       for (const [k, v] of Object.entries(data)) {
-        const got = back![k];
+        const got: unknown = back![k];
         const norm = (x: unknown) => (x instanceof Date ? x.toISOString() : typeof x === "object" && x !== null && "toFixed" in x ? (x as { toFixed(): string }).toFixed() : x);
         assert.deepEqual(norm(got), norm(v), `${m.name}.${k} read back differently`);
       }
