@@ -6,6 +6,7 @@ import { ConfigError } from "../shared/config/load-config.ts";
 import { createBridge } from "../bridge/main.ts";
 import { createChainWatch } from "../workers/chain-watch/main.ts";
 import { createConfirmationWorker } from "../workers/confirmation/main.ts";
+import { createMaintenance } from "../workers/maintenance/main.ts";
 import type { Runtime, Service } from "./runtime.ts";
 
 export const ROLES = ["bridge", "chain-watch", "transfer-sender", "confirmation", "dashboard"] as const;
@@ -25,7 +26,19 @@ const factories: Partial<Record<Role, RoleFactory>> = {
   },
   confirmation: (rt) => {
     const worker = createConfirmationWorker(rt);
-    return { name: "confirmation", start: worker.start, stop: worker.stop };
+    // The reconciler rides with confirmation: both exist to finish what MySQL says is unfinished.
+    const maintenance = createMaintenance({ ...rt, intervalMs: rt.config.workers.reconcile_interval_ms });
+    return {
+      name: "confirmation",
+      start: async () => {
+        await worker.start();
+        await maintenance.start();
+      },
+      stop: async () => {
+        await maintenance.stop();
+        await worker.stop();
+      },
+    };
   },
 };
 

@@ -23,6 +23,7 @@ import { createLogger } from "../../shared/logger.ts";
 import { checkMysql, checkRabbit, checkRedis } from "../preflight.ts";
 import { createRuntime, runServices } from "../runtime.ts";
 import { buildServices, resolveRoles } from "../roles.ts";
+import { encryptPrivateKey } from "../../shared/adapters/keystore.ts";
 
 export const DEV_DIR = path.resolve(process.env.PAYMENT_DEV_DIR ?? ".dev");
 
@@ -123,7 +124,11 @@ export function register(program: Command): void {
       const secrets = loadSecrets({ env });
       const logger = createLogger({ level: config.log.level });
       const rt = createRuntime(config, secrets, logger);
-      // DEV-WALLETS: hot and collection wallets are imported here once the keystore lands.
+      for (const [kind, w] of [["hot", hot], ["collection", collection]] as const) {
+        const address = w.address.toLowerCase();
+        const enc = encryptPrivateKey(secrets.masterKey!, w.privateKey, address);
+        await rt.db.prisma.wallet.create({ data: { chain: "ETH", address, kind, encryptedKey: enc.encryptedKey, keyId: enc.keyId, label: `dev ${kind} wallet` } });
+      }
 
       await runServices(rt, buildServices(rt, resolveRoles(["all"])));
       const rel = path.relative(process.cwd(), DEV_DIR) || ".";
