@@ -124,13 +124,18 @@ function echoOf(msg: Record<string, unknown>): Echo {
   return echo;
 }
 
-function orderIdsOf(msg: Record<string, unknown>): string[] {
+/**
+ * The order_ids a refused pay names; each gets its own answer. At most
+ * `limit` (max_batch): this runs before the signature is checked, so an
+ * unsigned message must not turn into thousands of notifications.
+ */
+function orderIdsOf(msg: Record<string, unknown>, limit: number): string[] {
   const txs = msg.transactions;
   if (!Array.isArray(txs)) return typeof msg.order_id === "string" && ID_RE.test(msg.order_id) ? [msg.order_id] : [];
   const ids = txs
     .map((t) => (t && typeof t === "object" ? (t as Record<string, unknown>).order_id : undefined))
     .filter((v): v is string => typeof v === "string" && ID_RE.test(v));
-  return [...new Set(ids)].slice(0, 10_000);
+  return [...new Set(ids)].slice(0, limit);
 }
 
 function firstIssue(error: z.ZodError): string {
@@ -174,7 +179,7 @@ export function validateRequest(kind: RequestKind, body: Buffer, ctx: Validation
   if (!msg) return { outcome: "dead", reason: "message is not a JSON object" };
 
   const echo = echoOf(msg);
-  const orderIds = orderIdsOf(msg);
+  const orderIds = orderIdsOf(msg, ctx.maxBatch);
   const reject = (code: ErrorCode, detail: string, timestamp: number | null = null): ValidationResult => ({
     outcome: "rejected",
     code,

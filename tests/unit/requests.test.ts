@@ -413,3 +413,19 @@ describe("validateRequest: replay and identity", () => {
     assert.ok(r.request.kind === "pay" && r.request.orders.length === ctx.maxBatch);
   });
 });
+
+describe("validateRequest: answers to a refused batch are bounded", () => {
+  it("an unsigned message naming many order_ids gets at most max_batch answers", () => {
+    const txs = Array.from({ length: 50 }, (_, i) => ({ order_id: `o${i}` }));
+    const r = validate("pay", Buffer.from(JSON.stringify({ ...base.payBatch!, transactions: txs, sign: "00".repeat(32) })));
+    expectRejected(r, "bad_signature");
+    assert.deepEqual(r.outcome === "rejected" && r.orderIds, ["o0", "o1", "o2", "o3", "o4"]);
+  });
+
+  it("an over-size batch is answered for its first max_batch orders, saying why", () => {
+    const txs = Array.from({ length: 7 }, (_, i) => ({ order_id: `o${i}`, to_address: A2, amount: "1" }));
+    const r = validate("pay", signed({ ...base.payBatch!, transactions: txs }));
+    expectRejected(r, "invalid_request", /batch of 7 exceeds the limit of 5/);
+    assert.equal(r.outcome === "rejected" && r.orderIds.length, ctx.maxBatch);
+  });
+});
