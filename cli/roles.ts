@@ -4,6 +4,7 @@
  */
 import { ConfigError } from "../shared/config/load-config.ts";
 import { createBridge } from "../bridge/main.ts";
+import { createDashboard } from "../workers/dashboard/main.ts";
 import { createChainWatch } from "../workers/chain-watch/main.ts";
 import { createConfirmationWorker } from "../workers/confirmation/main.ts";
 import { createMaintenance } from "../workers/maintenance/main.ts";
@@ -15,6 +16,10 @@ export type Role = (typeof ROLES)[number];
 type RoleFactory = (rt: Runtime) => Service;
 
 const factories: Partial<Record<Role, RoleFactory>> = {
+  dashboard: (rt) => {
+    const dashboard = createDashboard(rt);
+    return { name: "dashboard", start: dashboard.start, stop: dashboard.stop };
+  },
   bridge: (rt) => {
     if (!rt.secrets.communicationKey) throw new ConfigError("the bridge needs the communication key: set PAYMENT_KEY (or --key, PAYMENT_KEY_FILE)");
     const bridge = createBridge({ ...rt, communicationKey: rt.secrets.communicationKey });
