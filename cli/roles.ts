@@ -7,6 +7,7 @@ import { createBridge } from "../bridge/main.ts";
 import { createDashboard } from "../workers/dashboard/main.ts";
 import { createChainWatch } from "../workers/chain-watch/main.ts";
 import { createConfirmationWorker } from "../workers/confirmation/main.ts";
+import { createTransferSender } from "../workers/transfer-sender/main.ts";
 import { createMaintenance } from "../workers/maintenance/main.ts";
 import type { Runtime, Service } from "./runtime.ts";
 
@@ -28,6 +29,11 @@ const factories: Partial<Record<Role, RoleFactory>> = {
   "chain-watch": (rt) => {
     const watch = createChainWatch(rt);
     return { name: "chain-watch", start: watch.start, stop: watch.stop };
+  },
+  "transfer-sender": (rt) => {
+    if (!rt.secrets.masterKey) throw new ConfigError("the transfer-sender needs the wallet master key: set PAYMENT_MASTER_KEY (or PAYMENT_MASTER_KEY_FILE)");
+    const sender = createTransferSender({ ...rt, masterKey: rt.secrets.masterKey });
+    return { name: "transfer-sender", start: sender.start, stop: sender.stop };
   },
   confirmation: (rt) => {
     const worker = createConfirmationWorker(rt);

@@ -3,7 +3,7 @@
  * reschedule themselves (delayed) until their transaction is deep enough,
  * then finalise it. One handler per job type:
  *   confirm-deposit  -> ./confirm-deposit.ts
- *   confirm-transfer -> plugged in by the transfer-sender side (see below)
+ *   confirm-transfer -> ./confirm-transfer.ts
  *
  * Built from explicit dependencies; the worker, the node providers and the
  * Redis publisher are created on `start()`. `stop()` lets running jobs
@@ -22,6 +22,7 @@ import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
 import { describeError } from "../../shared/domain/errors.ts";
 import { createConfirmDepositHandler, type ConfirmDepositChain } from "./confirm-deposit.ts";
 import { createDepositChainCheck } from "./deposit-chain-check.ts";
+import { createConfirmTransferHandler } from "./confirm-transfer.ts";
 
 export interface ConfirmationDeps {
   config: Config;
@@ -47,8 +48,7 @@ export function createConfirmationWorker(deps: ConfirmationDeps) {
     const depositChains = new Map<string, ConfirmDepositChain>(clients.map((c) => [c.key, { config: c.config, check: createDepositChainCheck(c.provider, c.config) }]));
     return {
       "confirm-deposit": createConfirmDepositHandler({ pool: deps.db.pool, chains: depositChains, metrics: deps.metrics, wakeOutbox }),
-      // "confirm-transfer": the transfer side's handler goes here (import it above), e.g.
-      //   "confirm-transfer": createConfirmTransferHandler({ ...deps, clients, wakeOutbox }),
+      "confirm-transfer": createConfirmTransferHandler({ ...deps, clients, wakeOutbox }),
     };
   }
 
