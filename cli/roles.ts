@@ -5,6 +5,7 @@
 import { ConfigError } from "../shared/config/load-config.ts";
 import { createBridge } from "../bridge/main.ts";
 import { createDashboard } from "../workers/dashboard/main.ts";
+import { createMetricsServer } from "../workers/dashboard/metrics-server.ts";
 import { createChainWatch } from "../workers/chain-watch/main.ts";
 import { createConfirmationWorker } from "../workers/confirmation/main.ts";
 import { createTransferSender } from "../workers/transfer-sender/main.ts";
@@ -65,9 +66,16 @@ export function resolveRoles(requested: string[]): Role[] {
 }
 
 export function buildServices(rt: Runtime, roles: Role[]): Service[] {
-  return roles.map((role) => {
+  const services = roles.map((role) => {
     const factory = factories[role];
     if (!factory) throw new ConfigError(`role ${role} is not available in this build`);
     return factory(rt);
   });
+  // A process without the dashboard can still expose its own counters.
+  const { port, host } = rt.config.metrics;
+  if (port !== undefined && !roles.includes("dashboard")) {
+    const server = createMetricsServer({ metrics: rt.metrics, logger: rt.logger, host, port });
+    services.push({ name: "metrics", start: server.start, stop: server.stop });
+  }
+  return services;
 }

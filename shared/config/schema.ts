@@ -154,6 +154,16 @@ export const configSchema = z.object({
       password: str().optional(),
     })
     .prefault({}),
+  /**
+   * A bare GET /metrics for a process WITHOUT the dashboard role, so each
+   * separately run role's counters can be scraped (off when port is unset).
+   */
+  metrics: z
+    .object({
+      host: str().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).optional(),
+    })
+    .prefault({}),
   log: z
     .object({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
