@@ -5,8 +5,10 @@
 import type { Command } from "commander";
 import * as dev from "./dev.ts";
 import * as devTools from "./dev-tools.ts";
+import * as history from "./history.ts";
+import * as notify from "./notify.ts";
 
-const modules: { register(program: Command): void }[] = [dev, devTools];
+const modules: { register(program: Command): void }[] = [dev, devTools, history, notify];
 
 export function registerCommands(program: Command): void {
   for (const m of modules) m.register(program);
