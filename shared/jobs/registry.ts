@@ -12,7 +12,7 @@
  */
 import { Queue, type JobsOptions } from "bullmq";
 import { z } from "zod";
-import type { RedisFactory } from "../adapters/redis.ts";
+import { closeRedis, type RedisFactory } from "../adapters/redis.ts";
 
 export const QUEUE_NAMES = ["transfer", "confirm", "maintenance"] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
@@ -70,12 +70,15 @@ export type JobData<T extends JobType = JobType> = { [K in T]: JobPayload<K> & {
 export type Queues = Record<QueueName, Queue> & { close(): Promise<void> };
 
 export function createQueues(redis: RedisFactory): Queues {
+  const connections = QUEUE_NAMES.map((name) => redis.create(`queue:${name}`));
   const queues = Object.fromEntries(
-    QUEUE_NAMES.map((name) => [name, new Queue(name, { connection: redis.create(`queue:${name}`), prefix: redis.prefix })]),
+    QUEUE_NAMES.map((name, i) => [name, new Queue(name, { connection: connections[i]!, prefix: redis.prefix })]),
   ) as Record<QueueName, Queue>;
   return Object.assign(queues, {
     async close() {
       await Promise.all(QUEUE_NAMES.map((n) => queues[n].close()));
+      // BullMQ never closes a connection it was handed (it counts it as shared).
+      await Promise.all(connections.map((c) => closeRedis(c)));
     },
   });
 }

@@ -60,7 +60,12 @@ export function createConfirmationWorker(deps: ConfirmationDeps) {
       logger.info({ concurrency: deps.config.workers.confirmation_concurrency }, "confirmation: started");
     },
     async stop() {
-      await worker?.close();
+      if (worker) {
+        // BullMQ does not close a connection it was given; it is ours to close.
+        const connection = worker.opts.connection as unknown as RedisClient | undefined;
+        await worker.close();
+        if (connection && typeof connection.quit === "function") await closeRedis(connection);
+      }
       worker = null;
       clients.forEach((c) => c.close());
       clients = [];
