@@ -1,0 +1,154 @@
+/**
+ * The money-out path in one test process: bridge + transfer-sender +
+ * confirmation on a test env with anvil, our hot and collection wallets
+ * imported (encrypted under the env's master key), USDT minted to the hot
+ * wallet, a business client, and chain helpers (balances, mining control).
+ */
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { Contract, JsonRpcProvider, Network, NonceManager, Wallet } from "ethers";
+import { createTestEnv, type TestEnv, type TestEnvOptions } from "./env.ts";
+import { createBusinessClient, type BusinessClient, eventually } from "./rabbit.ts";
+import { createBridge } from "../../bridge/main.ts";
+import { createConfirmationWorker } from "../../workers/confirmation/main.ts";
+import { createTransferSender } from "../../workers/transfer-sender/main.ts";
+import { artifact, ANVIL_KEYS } from "../../shared/devchain/anvil.ts";
+import { encryptPrivateKey, addressOfKey } from "../../shared/adapters/keystore.ts";
+import { erc20 } from "../../shared/adapters/chain.ts";
+import type { ConfigInput } from "../../shared/config/schema.ts";
+
+export const HOT_KEY = ANVIL_KEYS[1]!;
+export const COLLECTION_KEY = ANVIL_KEYS[2]!;
+export const HOT = addressOfKey(HOT_KEY);
+export const COLLECTION = addressOfKey(COLLECTION_KEY);
+
+/** A fresh random recipient address (lowercase). */
+export const randomAddress = () => `0x${randomBytes(20).toString("hex")}`;
+
+export interface TransferStackOptions {
+  config?: TestEnvOptions["config"];
+  /** run the transfer-sender in this process (default true) */
+  sender?: boolean;
+  /** USDT base units minted to the hot wallet (default 1,000,000 USDT) */
+  mintHot?: bigint;
+}
+
+export interface TransferStack {
+  env: TestEnv;
+  biz: BusinessClient;
+  provider: JsonRpcProvider;
+  usdt: Contract;
+  bridge: ReturnType<typeof createBridge>;
+  sender: ReturnType<typeof createTransferSender> | null;
+  confirm: ReturnType<typeof createConfirmationWorker>;
+  importWallet(key: string, kind: "deposit" | "hot" | "collection"): Promise<string>;
+  usdtOf(address: string): Promise<bigint>;
+  ethOf(address: string): Promise<bigint>;
+  mint(to: string, units: bigint): Promise<void>;
+  /** mine blocks in the background (every `ms`) until stopMining */
+  startMining(ms?: number): void;
+  stopMining(): Promise<void>;
+  mine(blocks?: number): Promise<void>;
+  /** the env's config as a JSON file, for child processes */
+  configFile(): string;
+  stop(): Promise<void>;
+}
+
+export async function startTransferStack(opts: TransferStackOptions = {}): Promise<TransferStack> {
+  const env = await createTestEnv({
+    anvil: true,
+    config: (c: ConfigInput) => {
+      const base: ConfigInput = { ...c, eth_config: { ...c.eth_config!, collection_address: COLLECTION, stuck_after_s: 600 } };
+      return opts.config ? opts.config(base) : base;
+    },
+  });
+  const network = Network.from(BigInt(env.anvil!.chainId));
+  const provider = new JsonRpcProvider(env.anvil!.rpcUrl, network, { staticNetwork: network, polling: false, cacheTimeout: -1 });
+  const owner = new NonceManager(new Wallet(env.anvil!.keys[0]!, provider));
+  const usdt = new Contract(env.usdt!, artifact("TestUSDT").abi, owner);
+
+  const importWallet = async (key: string, kind: "deposit" | "hot" | "collection") => {
+    const address = addressOfKey(key);
+    const e = encryptPrivateKey(env.masterKey, key, address);
+    await env.db.prisma.wallet.create({ data: { chain: "ETH", address, kind, encryptedKey: e.encryptedKey, keyId: e.keyId } });
+    return address;
+  };
+  await importWallet(HOT_KEY, "hot");
+  await importWallet(COLLECTION_KEY, "collection");
+  const mint = async (to: string, units: bigint) => {
+    await (await usdt.getFunction("mint")(to, units)).wait();
+  };
+  await mint(HOT, opts.mintHot ?? 1_000_000n * 10n ** 6n);
+
+  const biz = await createBusinessClient(env.config, env.key);
+  const bridge = createBridge({ ...env, communicationKey: env.key });
+  const sender = opts.sender === false ? null : createTransferSender({ ...env, masterKey: env.masterKey });
+  const confirm = createConfirmationWorker(env);
+  await bridge.start();
+  await confirm.start();
+  if (sender) await sender.start();
+
+  let miner: NodeJS.Timeout | null = null;
+  let mining: Promise<unknown> = Promise.resolve();
+  let file: string | null = null;
+  const stack: TransferStack = {
+    env,
+    biz,
+    provider,
+    usdt,
+    bridge,
+    sender,
+    confirm,
+    importWallet,
+    mint,
+    async usdtOf(address) {
+      const out = await provider.send("eth_call", [{ to: env.usdt, data: erc20.encodeFunctionData("balanceOf", [address]) }, "latest"]);
+      return BigInt(out);
+    },
+    async ethOf(address) {
+      return BigInt(await provider.send("eth_getBalance", [address, "latest"]));
+    },
+    startMining(ms = 100) {
+      if (miner) return;
+      miner = setInterval(() => {
+        mining = provider.send("anvil_mine", ["0x1"]).catch(() => undefined);
+      }, ms);
+    },
+    async stopMining() {
+      if (miner) clearInterval(miner);
+      miner = null;
+      await mining;
+    },
+    async mine(blocks = 1) {
+      await provider.send("anvil_mine", [`0x${blocks.toString(16)}`]);
+    },
+    configFile() {
+      if (file) return file;
+      const dir = mkdtempSync(path.join(tmpdir(), "payment-test-"));
+      file = path.join(dir, "config.json");
+      const { chains: _chains, ...raw } = env.config as unknown as Record<string, unknown>;
+      writeFileSync(file, JSON.stringify(raw));
+      return file;
+    },
+    async stop() {
+      await stack.stopMining();
+      if (sender) await sender.stop();
+      await confirm.stop();
+      await bridge.stop();
+      await biz.close();
+      provider.destroy();
+      await env.cleanup();
+    },
+  };
+  return stack;
+}
+
+/** Wait until `n` notifications of `kind` with `status` exist for queue ids matching `pred`. */
+export async function waitForNotes(biz: BusinessClient, kind: "withdraw" | "pay", status: number, n: number, pred: (q: string) => boolean = () => true, timeoutMs = 60_000) {
+  return eventually(() => {
+    const got = biz.received(kind).filter((x) => x.status === status && pred(String(x.queue_id)));
+    return got.length >= n ? got : null;
+  }, timeoutMs);
+}
