@@ -129,6 +129,25 @@ export function planDeposits(found: readonly FoundDeposit[], stored: readonly St
     }
   }
 
+  // A move onto a slot held by a row that stays put cannot happen (the
+  // re-executed transaction emits something else there): the row stays and
+  // the finding is a conflict. Repeat, since a row kept in place may in turn
+  // block another move.
+  for (let changed = true; changed; ) {
+    changed = false;
+    const moving = new Set(plan.moves.map((m) => m.id));
+    const staying = new Map<string, string>();
+    for (const s of stored) if (!moving.has(s.id)) staying.set(slotKey(s.txHash, s.logIndex), s.id);
+    for (const m of [...plan.moves]) {
+      const holder = staying.get(slotKey(m.to.txHash, m.to.logIndex));
+      if (holder !== undefined && holder !== m.id) {
+        plan.moves.splice(plan.moves.indexOf(m), 1);
+        plan.conflicts.push({ found: m.to, storedId: holder, reason: "slot-taken" });
+        changed = true;
+      }
+    }
+  }
+
   // Slots after the moves; an insert into a slot still held is a conflict.
   const occupied = new Map<string, string>();
   for (const s of stored) occupied.set(slotKey(s.txHash, s.logIndex), s.id);
@@ -159,6 +178,11 @@ const PARK_BASE = -1_000_000;
 export function orderMoves(moves: readonly DepositMove[], stored: readonly { txHash: string; logIndex: number }[]): MoveStep[] {
   const occupied = new Set(stored.map((s) => slotKey(s.txHash, s.logIndex)));
   const pending = moves.map((m) => ({ move: m, at: m.fromLogIndex }));
+  const movingFrom = new Set(moves.map((m) => slotKey(m.to.txHash, m.fromLogIndex)));
+  for (const m of moves) {
+    const target = slotKey(m.to.txHash, m.to.logIndex);
+    if (occupied.has(target) && !movingFrom.has(target)) throw new Error(`move of deposit ${m.id} targets a slot held by a row that does not move`);
+  }
   const steps: MoveStep[] = [];
   let parked = 0;
   while (pending.length > 0) {
