@@ -29,7 +29,7 @@ export async function startDepositStack(env: TestEnv, opts: { watch?: boolean } 
   await bridge.start();
   await confirm.start();
   if (opts.watch !== false) await watch.start();
-  return {
+  const stack: DepositStack = {
     biz,
     bridge,
     watch,
@@ -39,12 +39,14 @@ export async function startDepositStack(env: TestEnv, opts: { watch?: boolean } 
       await eventually(() => env.db.prisma.watchedAddress.findFirst({ where: { symbol, address: address.toLowerCase(), active: true } }));
     },
     async stop() {
-      await watch.stop();
-      await confirm.stop();
-      await bridge.stop();
+      // the test may have swapped in a new chain-watch (restarts)
+      await stack.watch.stop();
+      await stack.confirm.stop();
+      await stack.bridge.stop();
       await biz.close();
     },
   };
+  return stack;
 }
 
 export interface ChainTools {
