@@ -74,7 +74,12 @@ export type ValidationResult =
   | { outcome: "rejected"; code: ErrorCode; detail: string; echo: Echo; orderIds: string[]; timestamp: number | null }
   | { outcome: "valid"; request: ValidRequest; bodyHash: string; timestamp: number };
 
-const ID_RE = /^[^\u0000-\u001f\u007f]{1,128}$/u;
+/**
+ * 1-128 characters, no control characters and no lone surrogates: JSON's
+ * "\ud800" escape yields one, which UTF-8 (and so MySQL) cannot store; two
+ * different ids would be saved as the same U+FFFD and collide.
+ */
+const ID_RE = /^[^\u0000-\u001f\u007f\p{Cs}]{1,128}$/u;
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 
 const id = z.string().regex(ID_RE, "must be 1-128 printable characters");

@@ -60,7 +60,7 @@ function check(kind: RequestKind, body: Buffer): ValidationResult {
 }
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
-const ID = /^[^\u0000-\u001f\u007f]{1,128}$/u;
+const ID = /^[^\u0000-\u001f\u007f\p{Cs}]{1,128}$/u;
 
 /** What `valid` promises to the rest of the gateway, whatever the input was. */
 function assertWellFormed(q: ValidRequest) {

@@ -124,6 +124,9 @@ function casesFor(name: keyof typeof base): Case[] {
     ["queue_id of 129 characters", name, sign({ ...m, queue_id: "q".repeat(129) }), "invalid_request", /queue_id/],
     ["queue_id with a control character", name, sign({ ...m, queue_id: "a\nb" }), "invalid_request", /queue_id/],
     ["queue_id a number", name, sign({ ...m, queue_id: 5 }), "invalid_request", /queue_id/],
+    ["queue_id with a lone surrogate (\\ud800)", name, Buffer.from(signed(m).toString().replace(/"queue_id":"[^"]*"/, '"queue_id":"\\ud800"')), "bad_signature"],
+    ["queue_id with a lone surrogate, signed", name, sign({ ...m, queue_id: "a\ud800" }), "invalid_request", /queue_id/],
+    ["queue_id of 128 astral characters is fine, 129 is not", name, sign({ ...m, queue_id: "😀".repeat(129) }), "invalid_request", /queue_id/],
   ];
   const needsAsset = name !== "removeTransfer";
   if (needsAsset) {
@@ -427,5 +430,12 @@ describe("validateRequest: answers to a refused batch are bounded", () => {
     const r = validate("pay", signed({ ...base.payBatch!, transactions: txs }));
     expectRejected(r, "invalid_request", /batch of 7 exceeds the limit of 5/);
     assert.equal(r.outcome === "rejected" && r.orderIds.length, ctx.maxBatch);
+  });
+});
+
+describe("validateRequest: ids", () => {
+  it("accepts 128 characters counted as code points, emoji included", () => {
+    expectValid(validate("withdraw", signed({ ...base.withdraw!, queue_id: "😀".repeat(128) })));
+    expectValid(validate("withdraw", signed({ ...base.withdraw!, queue_id: "提现-订单-42" })));
   });
 });
