@@ -7,7 +7,10 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { sourceHash } from "../../scripts/build-contracts.ts";
+import { pathToFileURL } from "node:url";
+
+// Imported by URL so `tsc -p .` does not pull scripts/ (outside tsconfig's include) into the program.
+const { sourceHash } = (await import(pathToFileURL(path.resolve(import.meta.dirname, "../../scripts/build-contracts.ts")).href)) as { sourceHash(): string };
 
 const file = path.resolve(import.meta.dirname, "../../shared/devchain/contracts/artifacts.json");
 
