@@ -89,7 +89,7 @@ function getDmmf(schema: string): Dmmf {
   const wasmPath = path.join(path.dirname(require.resolve("prisma/package.json")), "build", "prisma_schema_build_bg.wasm");
   const module = new WA.Module(readFileSync(wasmPath));
   const decoder = new TextDecoder("utf-8", { fatal: true });
-  let ex: WasmExports;
+  // the glue below runs only after `ex` is set (during __wbindgen_start and calls)
   const text = (ptr: number, len: number) => decoder.decode(new Uint8Array(ex.memory.buffer, ptr, len));
   const glue: Record<string, (...a: number[]) => unknown> = {};
   for (const imp of WA.Module.imports(module)) {
@@ -112,7 +112,7 @@ function getDmmf(schema: string): Dmmf {
       };
     else throw new Error(`prisma-schema wasm wants an unknown import ${imp.module}.${n}: update getDmmf() for this Prisma version`);
   }
-  ex = new WA.Instance(module, { __wbindgen_placeholder__: glue }).exports as WasmExports;
+  const ex = new WA.Instance(module, { __wbindgen_placeholder__: glue }).exports as WasmExports;
   ex.__wbindgen_start();
   const input = new TextEncoder().encode(JSON.stringify({ prismaSchema: schema, noColor: true }));
   const ptr = ex.__wbindgen_malloc(input.length, 1);
