@@ -134,3 +134,35 @@ test("two scanners without any lease still commit each block and report each dep
   stack.watch = createChainWatch(env);
   await stack.watch.start();
 });
+
+test("the lookback re-fetches recent logs and adds what is missing, once", async () => {
+  const addr = newAddress(0xb6);
+  const marker = newAddress(0xb7);
+  await stack.topup("USDT", marker);
+  // a transfer in a block scanned before the address was watched: the first scan had no match
+  const early = await chain.sendUsdt(addr, 6_000_000n);
+  const mark = await chain.sendUsdt(marker, 1n);
+  await stack.biz.waitFor("topup", forTx(mark.hash, 2));
+  assert.equal(await env.db.prisma.deposit.count({ where: { txHash: early.hash.toLowerCase() } }), 0);
+  await stack.topup("USDT", addr);
+  // rescan_interval_ms is 2 s in tests, lookback_blocks 12
+  const seen = await stack.biz.waitFor("topup", forTx(early.hash, 2), 15_000);
+  assert.equal(seen.amount_exact, "6");
+  await new Promise((r) => setTimeout(r, 2_500)); // another lookback pass
+  assert.equal(await env.db.prisma.deposit.count({ where: { txHash: early.hash.toLowerCase() } }), 1);
+  assert.equal(stack.biz.received("topup").filter(forTx(early.hash, 2)).length, 1);
+});
+
+test("with the WebSocket unreachable, polling alone follows the chain", async () => {
+  await stack.watch.stop();
+  const eth = env.config.chains.ETH!;
+  const config = { ...env.config, chains: { ETH: { ...eth, ws_url: "ws://127.0.0.1:9" } } };
+  stack.watch = createChainWatch({ ...env, config });
+  await stack.watch.start();
+  const addr = newAddress(0xb8);
+  await stack.topup("USDT", addr);
+  const r = await chain.sendUsdt(addr, 9_000_000n);
+  await stack.biz.waitFor("topup", forTx(r.hash, 2));
+  const head = (await env.metrics.chainHead.get()).values.find((v) => v.labels.chain === "ETH");
+  assert.ok(head && head.value >= r.blockNumber, "chain head metric follows the chain");
+});
