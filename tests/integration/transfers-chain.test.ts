@@ -1,0 +1,92 @@
+/**
+ * Transfers the chain does not simply mine: one that reverts (the token
+ * blocks the recipient between signing and mining) ends status 0
+ * `reverted`; one stuck in the mempool (mining paused, the node even drops
+ * it) is re-broadcast and replaced with a higher fee on the same nonce,
+ * and whichever attempt is mined is reported, once.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Contract, Wallet } from "ethers";
+import { nowS, eventually } from "../helpers/rabbit.ts";
+import { artifact } from "../../shared/devchain/anvil.ts";
+import { startTransferStack, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
+
+let s: TransferStack;
+
+before(async () => {
+  s = await startTransferStack({ config: (c) => ({ ...c, eth_config: { ...c.eth_config!, stuck_after_s: 2, fee_bump_percent: 25 } }) });
+});
+
+after(async () => {
+  await s?.provider.send("evm_setAutomine", [true]).catch(() => undefined);
+  await s?.stop();
+});
+
+const withdraw = (queueId: string, to: string, amount: string) =>
+  s.biz.send("withdraw", { queue_id: queueId, from_address: HOT, to_address: to, amount, chain: "ETH", symbol: "USDT", timestamp: nowS() });
+
+test("a transfer that reverts on chain ends status 0 reverted; only its gas is debited", async () => {
+  await s.provider.send("evm_setAutomine", [false]);
+  const to = randomAddress();
+  await withdraw("w-revert", to, "7");
+  const pending = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-revert" && n.status === 2, 30_000);
+  // The token's owner blocks the recipient, with a higher tip so it is mined first in the same block.
+  const owner = new Wallet(s.env.anvil!.keys[0]!, s.provider);
+  const token = new Contract(s.env.usdt!, artifact("TestUSDT").abi, owner);
+  await token.getFunction("setBlocked")(to, true, { maxPriorityFeePerGas: 50_000_000_000n, maxFeePerGas: 100_000_000_000n });
+  await s.mine(1);
+  const receipt = await s.provider.getTransactionReceipt(String(pending.tx_hash));
+  assert.equal(receipt?.status, 0, "the transfer reverted on chain");
+  await s.provider.send("evm_setAutomine", [true]);
+  s.startMining(100);
+  const final = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-revert" && n.status !== 2, 30_000);
+  await s.stopMining();
+  assert.equal(final.status, 0);
+  assert.equal(final.error, "reverted");
+  assert.equal(final.tx_hash, pending.tx_hash);
+  assert.equal(await s.usdtOf(to), 0n);
+  const t = await s.env.db.prisma.transfer.findFirst({ where: { queueId: "w-revert" } });
+  assert.equal(t?.state, "failed");
+  assert.ok(t!.feePaid!.gt(0));
+  const book = await s.env.db.prisma.balance.findFirst({ where: { address: HOT, symbol: "USDT" } });
+  assert.equal(book, null, "no token debit for a reverted transfer");
+  const gas = await s.env.db.prisma.balance.findFirst({ where: { address: HOT, symbol: "ETH" } });
+  assert.equal(gas?.amount.neg().toFixed(), t!.feePaid!.toFixed());
+});
+
+test("a stuck transaction, even dropped by the node, is replaced with a higher fee (same nonce) and confirmed once", async () => {
+  await s.provider.send("evm_setAutomine", [false]);
+  const to = randomAddress();
+  await withdraw("w-stuck", to, "4.5");
+  const pending = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-stuck" && n.status === 2, 30_000);
+  const first = String(pending.tx_hash);
+  assert.ok(await s.provider.send("eth_getTransactionByHash", [first]));
+  await s.provider.send("anvil_dropTransaction", [first]);
+  assert.equal(await s.provider.send("eth_getTransactionByHash", [first]), null);
+
+  // confirmation notices it is gone (re-broadcasts it), then stuck: the sender replaces it
+  const attempts = await eventually(async () => {
+    const a = await s.env.db.prisma.txAttempt.findMany({ where: { transfer: { queueId: "w-stuck" } }, orderBy: { id: "asc" } });
+    return a.length >= 2 && a[a.length - 1]!.state === "broadcast" ? a : null;
+  }, 30_000);
+  const last = attempts[attempts.length - 1]!;
+  assert.equal(new Set(attempts.map((a) => a.nonce)).size, 1, "every attempt has the same nonce");
+  assert.ok(last.maxFeePerGas.gte(attempts[0]!.maxFeePerGas.mul(125).div(100)), "fee cap raised by the bump");
+  assert.ok(last.maxPriorityFeePerGas.gte(attempts[0]!.maxPriorityFeePerGas.mul(125).div(100)), "tip raised by the bump");
+  assert.ok(await s.provider.send("eth_getTransactionByHash", [last.txHash]), "the replacement is in the pool");
+
+  await s.provider.send("evm_setAutomine", [true]);
+  await s.mine(1);
+  s.startMining(100);
+  const final = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-stuck" && n.status !== 2, 30_000);
+  await s.stopMining();
+  assert.equal(final.status, 1, JSON.stringify(final));
+  const mined = await s.env.db.prisma.txAttempt.findMany({ where: { transfer: { queueId: "w-stuck" }, state: "mined" } });
+  assert.equal(mined.length, 1);
+  assert.equal(final.tx_hash, mined[0]!.txHash, "the mined attempt is the one reported");
+  assert.equal(await s.provider.getTransactionReceipt(first), null, "the first attempt never made it");
+  assert.equal(await s.usdtOf(to), 4_500_000n);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(s.biz.received("withdraw").filter((n) => n.queue_id === "w-stuck").length, 2, "one pending + one final notification");
+});
