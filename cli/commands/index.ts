@@ -7,8 +7,12 @@ import * as dev from "./dev.ts";
 import * as devTools from "./dev-tools.ts";
 import * as history from "./history.ts";
 import * as notify from "./notify.ts";
+import * as wallet from "./wallet.ts";
+import * as retry from "./retry.ts";
+import * as approve from "./approve.ts";
+import * as sweep from "./sweep.ts";
 
-const modules: { register(program: Command): void }[] = [dev, devTools, history, notify];
+const modules: { register(program: Command): void }[] = [dev, devTools, history, notify, wallet, retry, approve, sweep];
 
 export function registerCommands(program: Command): void {
   for (const m of modules) m.register(program);
