@@ -42,7 +42,7 @@ interface Pending {
 export function createRequestConsumer(deps: RequestConsumerDeps) {
   const batchSize = deps.batchSize ?? 200;
   const concurrency = deps.concurrency ?? 4;
-  let buffer: Pending[] = [];
+  const buffer: Pending[] = [];
   let flushScheduled = false;
   let inFlight = 0;
   const idle: (() => void)[] = [];

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-// @ts-expect-error solc ships no types
 import solc from "solc";
 
 const dir = path.resolve(import.meta.dirname, "../shared/devchain/contracts");

@@ -82,10 +82,9 @@ export function register(program: Command): void {
       const masterKeyHex = process.env.PAYMENT_MASTER_KEY ?? devSecret("master.key", () => randomBytes(32).toString("hex"));
       const dashboardPassword = process.env.PAYMENT_DASHBOARD_PASSWORD ?? devSecret("dashboard.password", () => randomBytes(12).toString("base64url"));
 
-      let anvil: Anvil | undefined;
-      const stopAnvil = () => anvil?.process.kill("SIGTERM");
-      process.once("exit", stopAnvil);
-      anvil = await startAnvil({ blockTime: Number(opts.blockTime) });
+      const anvil: Anvil = await startAnvil({ blockTime: Number(opts.blockTime) });
+      // runServices exits the process on SIGTERM/SIGINT; take the dev chain down with it.
+      process.once("exit", () => anvil.process.kill("SIGTERM"));
       const usdt = await deploy(anvil.rpcUrl, anvil.keys[0]!, "TestUSDT");
       const hot = new Wallet(anvil.keys[1]!);
       const collection = new Wallet(anvil.keys[2]!);
