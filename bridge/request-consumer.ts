@@ -40,7 +40,7 @@ interface Pending {
 }
 
 export function createRequestConsumer(deps: RequestConsumerDeps) {
-  const batchSize = deps.batchSize ?? 200;
+  const batchSize = deps.batchSize ?? 250;
   const concurrency = deps.concurrency ?? 4;
   const buffer: Pending[] = [];
   let flushScheduled = false;

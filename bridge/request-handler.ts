@@ -256,7 +256,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
       notified = await insertNotifications(conn, notes);
       await insertAudit(conn, audit);
-    });
+    }, { isolation: "READ COMMITTED" });
 
     if (jobs.length > 0) await enqueueMany(deps.queues, "send-transfer", jobs);
     if (notified > 0) deps.wakeOutbox();
@@ -279,23 +279,39 @@ function echoOfValid(r: ValidRequest): Echo {
   }
 }
 
+/** Group pairs by their first element, for `a = ? AND b IN (...)` lookups (index range scans). */
+function groupPairs(pairs: [string, string][]): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const [a, b] of pairs) m.set(a, [...(m.get(a) ?? []), b]);
+  return m;
+}
+
+// MariaDB does not turn `(a, b) IN ((?, ?), ...)` into index ranges: it scans
+// the whole index. Hence one query per kind/chain. No FOR UPDATE: the unique
+// key on (kind, queue_id) is the guard (a racing insert fails the batch, which
+// is then redone one message at a time), and gap locks would serialise batches.
 async function findRequests(conn: Conn, keys: [string, string][]) {
   const out = new Map<string, { id: bigint; bodyHash: string }>();
-  if (keys.length === 0) return out;
-  const rows = (await conn.query(
-    `SELECT id, kind, queue_id, body_hash FROM request WHERE (kind, queue_id) IN (${keys.map(() => "(?, ?)").join(", ")}) FOR UPDATE`,
-    keys.flat(),
-  )) as { id: bigint; kind: string; queue_id: string; body_hash: string }[];
-  for (const r of rows) out.set(`${r.kind}\u0000${r.queue_id}`, { id: r.id, bodyHash: r.body_hash });
+  for (const [kind, queueIds] of groupPairs(keys)) {
+    const rows = (await conn.query(
+      `SELECT id, kind, queue_id, body_hash FROM request WHERE kind = ? AND queue_id IN (${queueIds.map(() => "?").join(", ")})`,
+      [kind, ...queueIds],
+    )) as { id: bigint; kind: string; queue_id: string; body_hash: string }[];
+    for (const r of rows) out.set(`${r.kind}\u0000${r.queue_id}`, { id: r.id, bodyHash: r.body_hash });
+  }
   return out;
 }
 
 async function knownWallets(conn: Conn, pairs: [string, string][]) {
-  const rows = (await conn.query(
-    `SELECT chain, address FROM wallet WHERE (chain, address) IN (${pairs.map(() => "(?, ?)").join(", ")})`,
-    pairs.flat(),
-  )) as { chain: string; address: string }[];
-  return new Set(rows.map((r) => `${r.chain}\u0000${r.address}`));
+  const known = new Set<string>();
+  for (const [chain, addresses] of groupPairs(pairs)) {
+    const rows = (await conn.query(
+      `SELECT chain, address FROM wallet WHERE chain = ? AND address IN (${addresses.map(() => "?").join(", ")})`,
+      [chain, ...addresses],
+    )) as { chain: string; address: string }[];
+    for (const r of rows) known.add(`${r.chain}\u0000${r.address}`);
+  }
+  return known;
 }
 
 async function insertRequests(

@@ -34,11 +34,22 @@ export function isTransientDbError(e: unknown): boolean {
   );
 }
 
+export interface TransactionOptions {
+  attempts?: number;
+  /**
+   * READ COMMITTED takes no gap locks: right for batches whose safety comes
+   * from unique keys rather than from locking absent rows.
+   */
+  isolation?: "READ COMMITTED" | "REPEATABLE READ";
+}
+
 /** Run `fn` in a transaction on one pooled connection; retries deadlocks. */
-export async function inTransaction<T>(pool: mariadb.Pool, fn: (conn: Conn) => Promise<T>, attempts = 4): Promise<T> {
+export async function inTransaction<T>(pool: mariadb.Pool, fn: (conn: Conn) => Promise<T>, opts: TransactionOptions | number = {}): Promise<T> {
+  const { attempts = 4, isolation } = typeof opts === "number" ? { attempts: opts } : opts;
   for (let attempt = 1; ; attempt++) {
     const conn = await pool.getConnection();
     try {
+      if (isolation) await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
       await conn.beginTransaction();
       const result = await fn(conn);
       await conn.commit();
