@@ -139,8 +139,8 @@ export function createBlockStore(opts: BlockStoreOptions) {
         data: { reason: c.reason, tx_hash: c.found.txHash, log_index: c.found.logIndex, block: c.found.blockNumber, block_hash: c.found.blockHash },
       });
     }
-    await insertNotifications(conn, notes);
-    await insertAudit(conn, audit);
+    // independent statements: pipelined on the connection (one round trip, not two)
+    await Promise.all([insertNotifications(conn, notes), insertAudit(conn, audit)]);
     return out;
   }
 
@@ -192,12 +192,15 @@ export function createBlockStore(opts: BlockStoreOptions) {
       return inTransaction(pool, async (conn) => {
         await lockCursor(conn, cursor);
         const written = await writeDeposits(conn, block.deposits, head);
-        await conn.query(
-          "INSERT INTO chain_block (chain, number, hash, parent_hash) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE hash = VALUES(hash), parent_hash = VALUES(parent_hash), created_at = NOW(3)",
-          [chain, block.number, block.hash, block.parentHash],
-        );
-        await conn.query("DELETE FROM chain_block WHERE chain = ? AND number <= ?", [chain, block.number - opts.window]);
-        await moveCursor(conn, cursor, { number: block.number, hash: block.hash });
+        // pipelined; any failure rolls the whole transaction back
+        await Promise.all([
+          conn.query(
+            "INSERT INTO chain_block (chain, number, hash, parent_hash) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE hash = VALUES(hash), parent_hash = VALUES(parent_hash), created_at = NOW(3)",
+            [chain, block.number, block.hash, block.parentHash],
+          ),
+          conn.query("DELETE FROM chain_block WHERE chain = ? AND number <= ?", [chain, block.number - opts.window]),
+          moveCursor(conn, cursor, { number: block.number, hash: block.hash }),
+        ]);
         return written;
       });
     },

@@ -91,6 +91,8 @@ export function createChainScanner(deps: ChainScannerDeps) {
       );
     }
     if (written.inserted.length > 0) {
+      // The status-2 notifications are committed: publish them before spending time on the jobs.
+      await deps.wakeOutbox();
       await enqueueConfirmations(
         deps.queues,
         written.inserted.map(({ id, deposit: d }) => ({ id, symbol: d.symbol, to: d.to, txHash: d.txHash, blockNumber: d.blockNumber })),
@@ -98,7 +100,6 @@ export function createChainScanner(deps: ChainScannerDeps) {
         chain.confirm_height,
         chain.block_time_ms,
       );
-      await deps.wakeOutbox();
     }
     if (written.moved.length > 0) {
       await recheckNow(deps.queues, written.moved.map(({ id, deposit: d }) => ({ id, symbol: d.symbol, to: d.to, txHash: d.txHash })));
@@ -130,8 +131,44 @@ export function createChainScanner(deps: ChainScannerDeps) {
     await recheckNow(deps.queues, doubted);
   }
 
-  /** Scan from..to in order, prefetching up to catchup_concurrency blocks. */
+  /**
+   * Scan from..to in order, prefetching up to catchup_concurrency blocks.
+   * A committed block's follow-up (waking the outbox, enqueueing its
+   * confirmation jobs in Redis) runs while the next block commits in MySQL;
+   * follow-ups stay in block order and all have finished, or thrown, when
+   * this returns. (A follow-up that fails leaves committed deposits without
+   * jobs either way; the reconciler rebuilds those from MySQL.)
+   */
   async function catchUp(to: number, head: number, shouldStop: () => boolean): Promise<void> {
+    let followUps: Promise<void> = Promise.resolve();
+    let failed: unknown = null;
+    let outcome: "reorg" | undefined;
+    try {
+      outcome = await scanRange(
+        to,
+        head,
+        shouldStop,
+        (written) => {
+          followUps = followUps.then(() => afterWrite(written, head));
+          followUps.catch((e: unknown) => (failed ??= e));
+        },
+        () => failed,
+      );
+    } finally {
+      await followUps.catch(() => undefined);
+    }
+    if (failed) throw failed;
+    // after the follow-ups, so the re-check finds every job of the rewound blocks
+    if (outcome === "reorg") await handleReorg(cursor!);
+  }
+
+  async function scanRange(
+    to: number,
+    head: number,
+    shouldStop: () => boolean,
+    followUp: (w: DepositWrite) => void,
+    failed: () => unknown,
+  ): Promise<"reorg" | undefined> {
     const inflight = new Map<number, Promise<ScannedBlock | null>>();
     let next = cursor!.number + 1;
     const fill = () => {
@@ -141,7 +178,7 @@ export function createChainScanner(deps: ChainScannerDeps) {
         inflight.set(next++, p);
       }
     };
-    while (cursor!.number < to && !shouldStop()) {
+    while (cursor!.number < to && !shouldStop() && !failed()) {
       fill();
       const n = cursor!.number + 1;
       const pending = inflight.get(n);
@@ -149,14 +186,11 @@ export function createChainScanner(deps: ChainScannerDeps) {
       inflight.delete(n);
       const block = await pending;
       if (!block) return; // the node does not serve it (yet); next tick
-      if (!extendsChain(cursor!, block)) {
-        await handleReorg(cursor!);
-        return;
-      }
+      if (!extendsChain(cursor!, block)) return "reorg";
       const written = await store.commitBlock(cursor!, block, head);
       cursor = { number: block.number, hash: block.hash };
       deps.metrics.chainLag.set({ chain: chain.key }, Math.max(head - cursor.number, 0));
-      await afterWrite(written, head);
+      followUp(written);
     }
   }
 
