@@ -7,7 +7,7 @@
  */
 import { Worker, UnrecoverableError, DelayedError, type Job } from "bullmq";
 import type { Logger } from "../logger.ts";
-import type { RedisFactory } from "../adapters/redis.ts";
+import { closeRedis, type RedisFactory } from "../adapters/redis.ts";
 import { PermanentError, describeError } from "../domain/errors.ts";
 import { parseJobData, type JobData, type JobType, type QueueName } from "./registry.ts";
 
@@ -22,6 +22,7 @@ export interface WorkerOptions {
 }
 
 export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Handlers, opts: WorkerOptions): Worker {
+  const connection = redis.create(`worker:${queue}`);
   const worker = new Worker(
     queue,
     async (job, token) => {
@@ -47,7 +48,7 @@ export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Ha
       }
     },
     {
-      connection: redis.create(`worker:${queue}`),
+      connection,
       prefix: redis.prefix,
       concurrency: opts.concurrency,
       autorun: false,
@@ -56,5 +57,8 @@ export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Ha
     },
   );
   worker.on("error", (err) => opts.logger.error({ err: describeError(err), queue }, "worker error"));
+  // BullMQ never closes a connection it was handed (it may be shared): without
+  // this, every stopped worker keeps a Redis socket open and its process alive.
+  worker.once("closed", () => void closeRedis(connection));
   return worker;
 }

@@ -7,7 +7,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Wallet } from "ethers";
+import { Worker, UnrecoverableError } from "bullmq";
 import { nowS, eventually } from "../helpers/rabbit.ts";
+import { retryTransfers } from "../../cli/commands/retry.ts";
+import { closeRedis } from "../../shared/adapters/redis.ts";
 import { startTransferStack, waitForNotes, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
 
 let s: TransferStack;
@@ -136,4 +139,46 @@ test("a batch of 25 payouts of assorted amounts: each recipient holds exactly it
   const sorted = [...nonces].sort((a, b) => (a < b ? -1 : 1));
   sorted.forEach((n, i) => assert.equal(n, sorted[0]! + BigInt(i)));
   await eventually(async () => (await s.env.db.prisma.notification.count({ where: { queueId: "p-batch-25", state: "pending" } })) === 0);
+});
+
+test("payment retry re-runs a failed send job through the same path; an ended transfer is never retried", async () => {
+  await s.sender!.stop();
+  const to = randomAddress();
+  await withdraw("w-retry", to, "2.5");
+  const t = await eventually(() => s.env.db.prisma.transfer.findFirst({ where: { queueId: "w-retry" } }));
+  // The send job fails for good (as after its retries with the node down), before anything was signed.
+  const connection = s.env.redis.create("test-failer");
+  const failer = new Worker(
+    "transfer",
+    async () => {
+      throw new UnrecoverableError("node unreachable (simulated)");
+    },
+    { connection, prefix: s.env.redis.prefix },
+  );
+  const job = (await s.env.queues.transfer.getJob(`send-${t.id}`))!;
+  await eventually(async () => (await job.getState()) === "failed");
+  await failer.close();
+  await closeRedis(connection);
+
+  const ctx = { db: s.env.db, queues: s.env.queues };
+  const [line] = await retryTransfers(ctx, { queueId: "w-retry" }, "operator:test");
+  assert.equal(line!.action, "send job retried");
+  await s.sender!.start();
+  const final = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-retry" && n.status !== 2, 60_000);
+  assert.equal(final.status, 1);
+  assert.equal(await s.usdtOf(to), 2_500_000n);
+
+  // retrying again (or a transfer that failed for a business reason) changes nothing
+  const [again] = await retryTransfers(ctx, { queueId: "w-retry" }, "operator:test");
+  assert.match(again!.action, /^ended confirmed/);
+  await withdraw("w-retry-refused", randomAddress(), "90000000");
+  await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-retry-refused" && n.status === 0, 30_000);
+  const [refused] = await retryTransfers(ctx, { queueId: "w-retry-refused" }, "operator:test");
+  assert.match(refused!.action, /^ended failed \(insufficient_balance\)/);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await s.usdtOf(to), 2_500_000n);
+  assert.equal(await s.env.db.prisma.txAttempt.count({ where: { transfer: { queueId: "w-retry" } } }), 1);
+  assert.equal(await s.env.db.prisma.transfer.count({ where: { queueId: "w-retry-refused", state: "failed" } }), 1);
+  assert.equal(await s.env.db.prisma.txAttempt.count({ where: { transfer: { queueId: "w-retry-refused" } } }), 0);
+  assert.equal(await s.env.db.prisma.auditEvent.count({ where: { event: "transfer.retry", queueId: "w-retry" } }), 2);
 });
