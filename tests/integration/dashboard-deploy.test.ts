@@ -24,7 +24,7 @@ async function knownMetrics(): Promise<Map<string, Set<string>>> {
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     const metric = metrics.registry.getSingleMetric(m.name) as unknown as { labelNames: string[] };
     const labels = new Set([...metric.labelNames, ...target]);
-    const names = m.type === "histogram" ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
+    const names = String(m.type) === "histogram" ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
     for (const n of names) out.set(n, n.endsWith("_bucket") ? new Set([...labels, "le"]) : labels);
   }
   out.set("up", new Set(target));
