@@ -5,6 +5,10 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { parseConfig, ConfigError } from "../../shared/config/load-config.ts";
 import { createMetrics } from "../../shared/metrics.ts";
@@ -12,6 +16,8 @@ import { enqueue } from "../../shared/jobs/registry.ts";
 import { createDashboard } from "../../workers/dashboard/main.ts";
 import { parseBasicAuth, safeEqual } from "../../workers/dashboard/basic-auth.ts";
 import { redactJobData } from "../../workers/dashboard/bull-board.ts";
+import { createMetricsServer } from "../../workers/dashboard/metrics-server.ts";
+import { eventually } from "../helpers/rabbit.ts";
 
 const PASSWORD = "correct horse battery staple";
 let env: TestEnv;
@@ -179,4 +185,51 @@ test("/metrics serves every gateway metric, with global gauges computed on scrap
   assert.equal(lag?.[1], headLine[1], "lag = head - cursor (cursor at 0)");
   assert.match(m, /^payment_dependency_up\{service="rabbitmq"\} 1$/m);
   assert.match(m, /^payment_dependency_up\{service="node\.ETH"\} 1$/m);
+});
+
+test("a process without the dashboard serves its own counters on metrics.port", async () => {
+  const metrics = createMetrics({ defaults: false });
+  metrics.transfers.inc({ chain: "ETH", symbol: "USDT", status: "confirmed" }, 2);
+  const server = createMetricsServer({ metrics, logger: env.logger, host: "127.0.0.1", port: 0 });
+  await server.start();
+  try {
+    const r = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(await r.text(), /^payment_transfers_total\{chain="ETH",symbol="USDT",status="confirmed"\} 2$/m);
+    assert.equal((await fetch(`http://127.0.0.1:${server.port}/admin/queues`)).status, 404, "nothing else is served");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("`payment start --role dashboard` serves until SIGTERM, and refuses to start without a password", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "payment-dashboard-"));
+  try {
+    const file = path.join(dir, "config.json");
+    writeFileSync(file, JSON.stringify({ ...env.config, dashboard: { host: "127.0.0.1", port: 0, user: "ops" }, log: { level: "info" } }));
+    const cli = path.resolve("bin/payment.mjs");
+    const { PAYMENT_DASHBOARD_PASSWORD: _drop, ...baseEnv } = process.env;
+
+    const refused = spawnSync(process.execPath, [cli, "start", "--role", "dashboard", "--config", file], { env: baseEnv, encoding: "utf8", timeout: 60_000 });
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /PAYMENT_DASHBOARD_PASSWORD/);
+
+    const child = spawn(process.execPath, [cli, "start", "--role", "dashboard", "--config", file], {
+      env: { ...baseEnv, PAYMENT_DASHBOARD_PASSWORD: PASSWORD },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const port = await eventually(() => /"msg":"dashboard: listening"/.test(out) && Number(/"port":(\d+)[^\n]*dashboard: listening/.exec(out)?.[1]), 30_000);
+    const ok = await fetch(`http://127.0.0.1:${port}/admin/queues`, { headers: basic("ops", PASSWORD) });
+    assert.equal(ok.status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/admin/queues`)).status, 401);
+    assert.doesNotMatch(out, new RegExp(PASSWORD), "the password is never logged");
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
