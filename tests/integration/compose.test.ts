@@ -11,6 +11,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
+import { Wallet, getCreateAddress } from "ethers";
+import { ANVIL_KEYS } from "../../shared/devchain/anvil.ts";
 import { ROLES } from "../../cli/roles.ts";
 import { applyEnvOverrides, parseConfig } from "../../shared/config/load-config.ts";
 
@@ -198,4 +200,14 @@ test("Prometheus scrapes the dashboard and every role, with the alert rules load
   assert.equal(roles.port, 9464);
   assert.deepEqual(services.prometheus!.profiles, ["monitoring"]);
   assert.deepEqual(services.grafana!.profiles, ["monitoring"]);
+});
+
+test("the dev chain's test token lands where the compose config says", () => {
+  const raw = JSON.parse(read("deploy/config/compose.config.json")) as { eth_config: { tokens: { USDT: { address: string } }; chain_id: number } };
+  const deployer = new Wallet(ANVIL_KEYS[0]!).address;
+  assert.equal(raw.eth_config.tokens.USDT.address, getCreateAddress({ from: deployer, nonce: 0 }).toLowerCase());
+  assert.equal(raw.eth_config.chain_id, 31337);
+  assert.ok(services.anvil!.command!.join(" ").includes("--chain-id 31337"));
+  assert.deepEqual(services["devchain-init"]!.entrypoint, ["node", "--import", "tsx", "deploy/dev/deploy-test-token.ts"]);
+  assert.ok(existsSync(path.join(ROOT, "deploy/dev/deploy-test-token.ts")));
 });
