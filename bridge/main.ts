@@ -16,6 +16,9 @@ import { createRequestHandler } from "./request-handler.ts";
 import { createRequestConsumer } from "./request-consumer.ts";
 import { createOutboxPublisher } from "./outbox-publisher.ts";
 import { RMQ_ROUTE_KEYS } from "../shared/config/schema.ts";
+import { createAddressLog } from "../shared/adapters/address-log.ts";
+
+const RESP_EVENT: Record<string, string> = { topup: "TopupResp", withdraw: "WithdrawResp", pay: "PayResp", remove: "RemoveResp" };
 
 export interface BridgeDeps {
   config: Config;
@@ -33,6 +36,11 @@ export function createBridge(deps: BridgeDeps) {
   const urls = Array.isArray(rmq.sub_addr) ? rmq.sub_addr : [rmq.sub_addr];
   const amqp = new AmqpConnection({ urls, heartbeatS: rmq.heartbeat_s, logger, name: `payment-bridge-${process.pid}` });
   const assets = assetCatalog(config.chains);
+  const addressLog = createAddressLog({
+    dir: config.log.address_log_dir,
+    maxBytes: config.log.address_log_max_bytes,
+    onError: (err) => logger.warn({ err: String(err) }, "bridge: per-address log write failed"),
+  });
   const requestRoutes: Record<RequestKind, (typeof rmq)["topup"]> = { topup: rmq.topup, withdraw: rmq.withdraw, pay: rmq.pay, remove: rmq.remove };
 
   const publisher = createOutboxPublisher({
@@ -41,7 +49,10 @@ export function createBridge(deps: BridgeDeps) {
     logger: logger.child({ component: "outbox" }),
     routes: { topup: rmq.topup_resp, withdraw: rmq.withdraw_resp, pay: rmq.pay_resp, remove: rmq.remove_resp },
     communicationKey: deps.communicationKey,
-    onPublished: (kind, status) => deps.metrics.notifications.inc({ kind, status: String(status) }),
+    onPublished: (n) => {
+      deps.metrics.notifications.inc({ kind: n.kind, status: String(n.status) });
+      if (n.address) addressLog.write(n.address, RESP_EVENT[n.kind] ?? "Resp", { queue_id: n.queueId, status: n.status, notification_id: n.notificationId });
+    },
   });
   const handler = createRequestHandler({
     pool: deps.db.pool,
@@ -56,6 +67,7 @@ export function createBridge(deps: BridgeDeps) {
       assets,
     }),
     wakeOutbox: () => publisher.wake(),
+    addressLog,
   });
   const consumer = createRequestConsumer({
     amqp,
@@ -100,6 +112,7 @@ export function createBridge(deps: BridgeDeps) {
       await publisher.stop();
       if (subscriber) await closeRedis(subscriber);
       await amqp.close();
+      await addressLog.close();
       logger.info("bridge: stopped");
     },
   };

@@ -33,7 +33,7 @@ export interface OutboxPublisherDeps {
   batchSize?: number;
   pollMs?: number;
   leaseMs?: number;
-  onPublished?: (kind: string, status: number) => void;
+  onPublished?: (n: { kind: string; status: number; address: string | null; queueId: string | null; notificationId: string }) => void;
 }
 
 interface Row {
@@ -129,7 +129,7 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
         } finally {
           await conn.release();
         }
-        for (const r of sent) deps.onPublished?.(r.kind, r.status);
+        for (const r of sent) deps.onPublished?.({ kind: r.kind, status: r.status, address: r.address, queueId: r.queue_id, notificationId: r.dedupe_key });
       }
       const unsent = rows.length - sent.length;
       if (unsent > 0) {

@@ -29,6 +29,7 @@ import {
 import { inTransaction, isDuplicateKey, placeholders, type Conn } from "../shared/adapters/db/sql.ts";
 import { insertAudit, insertNotifications, type AuditEntry } from "../shared/adapters/db/outbox.ts";
 import { enqueueMany, type Queues } from "../shared/jobs/registry.ts";
+import type { AddressLog } from "../shared/adapters/address-log.ts";
 
 export interface IncomingMessage {
   kind: RequestKind;
@@ -47,6 +48,8 @@ export interface RequestHandlerDeps {
   validation: () => ValidationContext;
   /** wake the outbox publisher after notifications were written */
   wakeOutbox: () => void;
+  /** optional per-address log files (the old system's TopupReq/WithdrawReq lines) */
+  addressLog?: AddressLog;
   now?: () => number;
 }
 
@@ -260,10 +263,26 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
     if (jobs.length > 0) await enqueueMany(deps.queues, "send-transfer", jobs);
     if (notified > 0) deps.wakeOutbox();
+    if (deps.addressLog) logByAddress(deps.addressLog, prepared, outcomes);
     return outcomes;
   }
 
   return { handleBatch };
+}
+
+const LOG_EVENT: Record<RequestKind, string> = { topup: "TopupReq", withdraw: "WithdrawReq", pay: "PayReq", remove: "RemoveReq" };
+
+/** One line per request in the file of the address it concerns (deposit address or paying wallet). */
+function logByAddress(log: AddressLog, prepared: Prepared[], outcomes: MessageOutcome[]) {
+  for (const p of prepared) {
+    const o = outcomes[p.i];
+    if (!o || o.action !== "ack" || p.type === "dead") continue;
+    const echo = p.type === "valid" ? echoOfValid(p.request) : p.echo;
+    const kind = p.type === "valid" ? p.request.kind : p.kind;
+    const address = echo.address ?? echo.from_address;
+    if (!address) continue;
+    log.write(address, LOG_EVENT[kind], { result: o.result, ...(o.code ? { error: o.code } : {}), ...echo });
+  }
 }
 
 function echoOfValid(r: ValidRequest): Echo {

@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { createBusinessClient, eventually, nowS, type BusinessClient } from "../helpers/rabbit.ts";
 import { createBridge } from "../../bridge/main.ts";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 
 let env: TestEnv;
 let biz: BusinessClient;
@@ -14,8 +17,10 @@ let bridge: ReturnType<typeof createBridge>;
 const HOT = "0x" + "ab".repeat(20);
 const ADDR = "0x4E5B2E1DC63F6B91CB6CD759936495434C7E972F";
 
+const logDir = mkdtempSync(path.join(tmpdir(), "payment-address-log-"));
+
 before(async () => {
-  env = await createTestEnv();
+  env = await createTestEnv({ config: (c) => ({ ...c, log: { ...c.log, address_log_dir: logDir } }) });
   await env.db.prisma.wallet.create({ data: { chain: "ETH", address: HOT, kind: "hot", encryptedKey: "x", keyId: "test" } });
   biz = await createBusinessClient(env.config, env.key);
   bridge = createBridge({ ...env, communicationKey: env.key });
@@ -26,6 +31,7 @@ after(async () => {
   await bridge.stop();
   await biz.close();
   await env.cleanup();
+  rmSync(logDir, { recursive: true, force: true });
 });
 
 test("topup watches the address (lowercased), idempotently", async () => {
@@ -116,4 +122,19 @@ test("remove cancels a withdraw not yet sent, and stops watching an address", as
   assert.equal(removed.status, 1);
   const w = await env.db.prisma.watchedAddress.findFirst({ where: { address: ADDR.toLowerCase() } });
   assert.equal(w!.active, false);
+});
+
+test("per-address log files record requests and the notifications sent for them", async () => {
+  const file = path.join(logDir, `${ADDR.toLowerCase()}.log`);
+  const lines = await eventually(() => {
+    try {
+      const l = readFileSync(file, "utf8").trim().split("\n").map((x) => JSON.parse(x) as Record<string, unknown>);
+      return l.some((x) => x.event === "RemoveResp") ? l : null;
+    } catch {
+      return null;
+    }
+  });
+  assert.ok(lines.some((x) => x.event === "TopupReq" && x.result === "accepted"));
+  assert.ok(lines.some((x) => x.event === "TopupReq" && x.error === "bad_signature"));
+  assert.ok(lines.every((x) => !JSON.stringify(x).includes(env.key)));
 });
