@@ -8,6 +8,7 @@ import { writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
 import { Contract, JsonRpcProvider, Network, NonceManager, Wallet } from "ethers";
 import { createTestEnv, type TestEnv, type TestEnvOptions } from "./env.ts";
 import { createBusinessClient, type BusinessClient, eventually } from "./rabbit.ts";
@@ -151,4 +152,46 @@ export async function waitForNotes(biz: BusinessClient, kind: "withdraw" | "pay"
     const got = biz.received(kind).filter((x) => x.status === status && pred(String(x.queue_id)));
     return got.length >= n ? got : null;
   }, timeoutMs);
+}
+
+export interface SenderProcess {
+  pid: number;
+  /** everything it printed (stdout + stderr) */
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A transfer-sender in its own process, as production runs it:
+ * `node bin/payment.mjs start --config <file> --role transfer-sender`,
+ * with the master key in the environment and optional test failpoints.
+ */
+export function spawnSender(stack: TransferStack, opts: { failpoints?: string; logLevel?: string } = {}): SenderProcess {
+  const bin = path.resolve(import.meta.dirname, "../../bin/payment.mjs");
+  const child = spawn(process.execPath, [bin, "start", "--config", stack.configFile(), "--role", "transfer-sender"], {
+    env: {
+      ...process.env,
+      PAYMENT_MASTER_KEY: stack.env.masterKey.toString("hex"),
+      PAYMENT_FAILPOINTS: opts.failpoints ?? "",
+      PAYMENT__LOG__LEVEL: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return {
+    pid: child.pid!,
+    output: () => out,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
 }
