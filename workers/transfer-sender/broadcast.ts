@@ -3,7 +3,7 @@
  *
  * Order of effects for a batch (each step survives a crash at any point):
  *   [before-broadcast]  rows are `signed`: a retry re-broadcasts the same raw tx
- *   broadcast each raw transaction, in nonce order
+ *   broadcast the raw transactions (chunks in nonce order)
  *   [after-broadcast]   still `signed`: the re-broadcast finds it known/mined
  *   one transaction: `sent` + tx_attempt `broadcast` + status-2 notification
  *   [after-sent-commit] `sent`: the transfer's own send job, re-run, only
@@ -29,6 +29,8 @@ import { TRANSFER_COLUMNS, transferLabel, transferNotes, type TransferRow } from
 import { ACTOR, type SignedItem } from "./sign-batch.ts";
 
 export type BroadcastOutcome = "out" | "refused" | "node-down";
+
+const BROADCAST_CHUNK = 100;
 
 /** Send one raw transaction; "out" when it (or its nonce's use) is now the node's business. */
 export async function broadcastOne(chain: SenderChain, raw: string, hash: string, log: Logger): Promise<BroadcastOutcome> {
@@ -62,12 +64,17 @@ export async function broadcastAndRecord(ctx: MoneyContext, chain: SenderChain, 
   const ordered = [...items].sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
   failpoint("before-broadcast");
   const out: bigint[] = [];
-  for (const it of ordered) {
-    const r = await broadcastOne(chain, it.raw, it.hash, log);
-    if (r === "out") out.push(it.transferId);
-    // Later nonces cannot be mined before this one anyway; they stay signed
-    // and their jobs re-broadcast them once the node answers again.
-    if (r === "node-down") break;
+  // Chunks in nonce order, each sent at once (one JSON-RPC batch): nodes
+  // queue a nonce that arrives before its predecessor, and one round trip
+  // per transaction would cap a wallet at a few hundred per second.
+  for (let i = 0; i < ordered.length; i += BROADCAST_CHUNK) {
+    const chunk = ordered.slice(i, i + BROADCAST_CHUNK);
+    const results = await Promise.all(chunk.map((it) => broadcastOne(chain, it.raw, it.hash, log)));
+    chunk.forEach((it, k) => {
+      if (results[k] === "out") out.push(it.transferId);
+    });
+    // The rest stay signed; their jobs re-broadcast them once the node answers again.
+    if (results.includes("node-down")) break;
   }
   failpoint("after-broadcast");
   const rows = await markSent(ctx, out);

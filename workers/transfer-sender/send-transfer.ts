@@ -30,7 +30,7 @@ import { PermanentError, RetryableError } from "../../shared/domain/errors.ts";
 import type { Handler } from "../../shared/jobs/worker.ts";
 import { senderLockKey, type SenderChain, type SenderContext } from "./context.ts";
 import { loadAttempts, loadTransfer, type TransferRow } from "./transfer-rows.ts";
-import { signQueuedBatch, ACTOR } from "./sign-batch.ts";
+import { signQueuedBatch, ACTOR, MAX_BATCH, type GasShortSweep } from "./sign-batch.ts";
 import { broadcastAndRecord, enqueueConfirm } from "./broadcast.ts";
 import { replaceIfStuck } from "./replace-tx.ts";
 import { failUnsigned } from "./end-transfer.ts";
@@ -40,6 +40,8 @@ const LEASE_TTL_MS = 30_000;
 /** how long a job waits for its address's lease before retrying later (with BullMQ's backoff) */
 const LEASE_WAIT_MS = 25_000;
 const COLLECTION_LEASE_WAIT_MS = 10_000;
+/** how long one lease hold keeps signing full batches before letting others in */
+const DRAIN_BUDGET_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -126,18 +128,27 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
     await broadcastAndRecord(ctx, chain, items, log);
   }
 
-  // 2. new transfers requested from this address
-  const batch = await signQueuedBatch(ctx, chain, sender, { ids: null, fallback: false }, log);
-  if (batch.notified) ctx.wakeOutbox();
-  await broadcastAndRecord(ctx, chain, batch.signed, log);
+  // 2. new transfers requested from this address; while full batches keep
+  //    coming, keep the lease (within a time budget) instead of handing it on
+  const deferred: bigint[] = [];
+  const gasShort: GasShortSweep[] = [];
+  const started = ctx.now();
+  for (;;) {
+    const batch = await signQueuedBatch(ctx, chain, sender, { ids: null, fallback: false, exclude: [...deferred, ...gasShort.map((g) => g.row.id)] }, log);
+    if (batch.notified) ctx.wakeOutbox();
+    await broadcastAndRecord(ctx, chain, batch.signed, log);
+    deferred.push(...batch.deferred);
+    gasShort.push(...batch.gasShort);
+    if (batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
+  }
 
   // 3. the ones this wallet could not pay, from the collection wallet
   const collection = chain.config.collection_address;
-  if (batch.deferred.length > 0 && collection) {
+  if (deferred.length > 0 && collection) {
     const lease = await acquire(ctx.redis, senderLockKey(ctx.prefix, chain.key, collection), LEASE_TTL_MS, COLLECTION_LEASE_WAIT_MS);
     if (lease) {
       try {
-        const fb = await signQueuedBatch(ctx, chain, collection, { ids: batch.deferred, fallback: true }, log);
+        const fb = await signQueuedBatch(ctx, chain, collection, { ids: deferred, fallback: true }, log);
         if (fb.notified) ctx.wakeOutbox();
         await broadcastAndRecord(ctx, chain, fb.signed, log);
       } finally {
@@ -147,7 +158,7 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
   }
 
   // 4. sweeps that need gas first
-  for (const g of batch.gasShort) {
+  for (const g of gasShort) {
     if ((await requestGasTopup(ctx, chain, g, log)) === "waiting") waiting.add(g.row.id);
   }
   return waiting;

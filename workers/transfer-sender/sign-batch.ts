@@ -69,6 +69,8 @@ export interface BatchResult {
   gasShort: GasShortSweep[];
   /** notifications were written (wake the outbox) */
   notified: boolean;
+  /** queued transfers this batch looked at (MAX_BATCH: there may be more) */
+  considered: number;
 }
 
 type Estimate = { ok: bigint } | { fail: "reverts" | "funds" };
@@ -94,17 +96,21 @@ export interface BatchScope {
   ids: bigint[] | null;
   /** this is the collection wallet paying for transfers short elsewhere */
   fallback: boolean;
+  /** queued transfers already set aside in this lease hold (deferred, waiting for gas) */
+  exclude?: bigint[];
 }
 
 export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, sender: string, scope: BatchScope, log: Logger): Promise<BatchResult> {
-  const result: BatchResult = { signed: [], deferred: [], gasShort: [], notified: false };
+  const result: BatchResult = { signed: [], deferred: [], gasShort: [], notified: false, considered: 0 };
   const rows = scope.ids
     ? ((await ctx.pool.query(`SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE id IN (${scope.ids.map(() => "?").join(",")}) AND state = 'queued' ORDER BY id`, scope.ids)) as TransferRow[])
-    : ((await ctx.pool.query(`SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE chain = ? AND requested_from = ? AND state = 'queued' ORDER BY id LIMIT ?`, [
-        chain.key,
-        sender,
-        MAX_BATCH,
-      ])) as TransferRow[]);
+    : ((await ctx.pool.query(
+        `SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE chain = ? AND requested_from = ? AND state = 'queued'${
+          scope.exclude?.length ? ` AND id NOT IN (${scope.exclude.map(() => "?").join(",")})` : ""
+        } ORDER BY id LIMIT ?`,
+        [chain.key, sender, ...(scope.exclude ?? []), MAX_BATCH],
+      )) as TransferRow[]);
+  result.considered = rows.length;
   if (rows.length === 0) return result;
   const keystore = ctx.keystore;
   if (!keystore) throw new Error("signQueuedBatch needs a keystore");
