@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Contract, Wallet } from "ethers";
 import { nowS, eventually } from "../helpers/rabbit.ts";
 import { artifact } from "../../shared/devchain/anvil.ts";
-import { startTransferStack, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
+import { startTransferStack, randomAddress, HOT, HOT_KEY, type TransferStack } from "../helpers/transfer-stack.ts";
 
 let s: TransferStack;
 
@@ -89,4 +89,51 @@ test("a stuck transaction, even dropped by the node, is replaced with a higher f
   assert.equal(await s.usdtOf(to), 4_500_000n);
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(s.biz.received("withdraw").filter((n) => n.queue_id === "w-stuck").length, 2, "one pending + one final notification");
+});
+
+test("a transfer whose block is reorged away is re-broadcast, mined again and confirmed once (same tx)", async () => {
+  const to = randomAddress();
+  await withdraw("w-reorg", to, "6");
+  const pending = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-reorg" && n.status === 2, 30_000);
+  const t0 = await eventually(async () => {
+    const t = await s.env.db.prisma.transfer.findFirst({ where: { queueId: "w-reorg" } });
+    return t?.state === "mined" ? t : null;
+  }, 30_000);
+  // replace the transfer's block (depth 1 < confirm_height); its transaction is not carried over
+  const head = BigInt(await s.provider.send("eth_blockNumber", []));
+  assert.equal(head, t0.blockNumber, "the transfer is in the head block");
+  await s.provider.send("anvil_reorg", [1, []]);
+  assert.equal(await s.provider.send("eth_getTransactionReceipt", [String(pending.tx_hash)]), null, "gone from the chain");
+  await eventually(async () => (await s.env.db.prisma.auditEvent.count({ where: { event: "transfer.unmined", queueId: "w-reorg" } })) === 1, 30_000);
+  s.startMining(100);
+  const final = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-reorg" && n.status !== 2, 60_000);
+  await s.stopMining();
+  assert.equal(final.status, 1, JSON.stringify(final));
+  assert.equal(final.tx_hash, pending.tx_hash, "the same signed transaction, mined again");
+  const t1 = await s.env.db.prisma.transfer.findFirst({ where: { queueId: "w-reorg" } });
+  assert.notEqual(t1!.blockHash, t0.blockHash);
+  assert.equal(await s.usdtOf(to), 6_000_000n);
+  assert.equal(await s.env.db.prisma.txAttempt.count({ where: { transfer: { queueId: "w-reorg" } } }), 1);
+  assert.equal(s.biz.received("withdraw").filter((n) => n.queue_id === "w-reorg" && n.status === 1).length, 1);
+});
+
+test("a transfer whose nonce another transaction used ends dropped, once that transaction is deep", async () => {
+  await s.provider.send("evm_setAutomine", [false]);
+  const to = randomAddress();
+  await withdraw("w-dropped", to, "8");
+  const pending = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-dropped" && n.status === 2, 30_000);
+  const t = (await s.env.db.prisma.transfer.findFirst({ where: { queueId: "w-dropped" } }))!;
+  // someone else with the hot wallet's key spends the same nonce, paying more
+  const other = new Wallet(HOT_KEY, s.provider);
+  await other.sendTransaction({ to: other.address, value: 0n, nonce: Number(t.nonce), maxPriorityFeePerGas: 40_000_000_000n, maxFeePerGas: 90_000_000_000n, gasLimit: 21_000n });
+  await s.provider.send("evm_setAutomine", [true]);
+  s.startMining(100);
+  const final = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-dropped" && n.status !== 2, 60_000);
+  await s.stopMining();
+  assert.equal(final.status, 0);
+  assert.equal(final.error, "dropped");
+  assert.equal(await s.provider.send("eth_getTransactionReceipt", [String(pending.tx_hash)]), null);
+  assert.equal(await s.usdtOf(to), 0n);
+  const book = await s.env.db.prisma.auditEvent.count({ where: { event: "transfer.dropped", queueId: "w-dropped" } });
+  assert.equal(book, 1);
 });

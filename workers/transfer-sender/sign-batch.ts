@@ -175,11 +175,17 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
   }
   const key: SigningKey | null = candidates.length > 0 ? await keystore.signingKey(chain.key, sender) : null;
   const policyOf = policyTable(ctx, chain);
-  const needsTotalLock = candidates.some((c) => isBusinessKind(c.row.kind) && policyOf(c.row.symbol, c.asset!.decimals).velocityTotal !== null);
+  // Velocity headroom is shared beyond this address's lease (all wallets for the total; a wallet's
+  // transfers paid by the collection wallet for the per-wallet limit): serialise who spends it.
+  const needsVelocityLock = candidates.some((c) => {
+    if (!isBusinessKind(c.row.kind)) return false;
+    const l = policyOf(c.row.symbol, c.asset!.decimals);
+    return l.velocityTotal !== null || l.velocityPerWallet !== null;
+  });
 
   const notes: NotificationDraft[] = [];
   const ended: { symbol: string; code: ErrorCode }[] = [];
-  await inLockedTransaction(ctx.pool, needsTotalLock ? `payment:velocity:${chain.key}` : null, async (conn) => {
+  await inLockedTransaction(ctx.pool, needsVelocityLock ? `payment:velocity:${chain.key}` : null, async (conn) => {
     result.signed = [];
     result.deferred = [];
     result.gasShort = [];
@@ -419,8 +425,8 @@ async function policyUsage(conn: Conn, chain: string, business: Candidate[]) {
 
 /**
  * A transaction, optionally under a MySQL named lock held until after
- * COMMIT (the overall velocity limit spans every wallet, so transfers of
- * different wallets must not both spend the same headroom). Deadlocks and
+ * COMMIT (velocity limits span more than one sending address, so two
+ * batches must not both spend the same headroom). Deadlocks and
  * lock-wait timeouts are retried: nothing of a rolled-back attempt escaped.
  */
 async function inLockedTransaction(pool: Pool, lockName: string | null, fn: (conn: Conn) => Promise<void>): Promise<void> {
