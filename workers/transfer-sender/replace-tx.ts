@@ -34,11 +34,12 @@ export async function replaceIfStuck(ctx: SenderContext, chain: SenderChain, t: 
   const attempts = await loadAttempts(ctx.pool, [t.id]);
   const latest = attempts.at(-1);
   if (!latest) return "settled";
+  const cfg = chain.config;
+  // Cheap test first: most runs of a sent transfer's job are not about a stuck transaction.
+  if (attemptAgeMs(latest, ctx.now()) < cfg.stuck_after_s * 1000) return "not-stuck";
   if (nonceConsumed(t.nonce, await chain.reads.nonce(from, "latest"))) return "settled";
   const receipts = await Promise.all(attempts.map((a) => chain.reads.receipt(a.tx_hash)));
   if (receipts.some((r) => r !== null)) return "settled";
-  const cfg = chain.config;
-  if (attemptAgeMs(latest, ctx.now()) < cfg.stuck_after_s * 1000) return "not-stuck";
 
   const [head, tip] = await Promise.all([chain.reads.head(), chain.reads.tip()]);
   const cap = capFromGwei(cfg.max_fee_gwei);
@@ -48,7 +49,6 @@ export async function replaceIfStuck(ctx: SenderContext, chain: SenderChain, t: 
     log.warn({ transfer: t.id.toString(), max_fee_gwei: cfg.max_fee_gwei }, "sender: stuck transaction cannot be replaced under max_fee_gwei; still following it");
     return "capped";
   }
-  if (!ctx.keystore) throw new Error("replaceIfStuck needs a keystore");
   const key = await ctx.keystore.signingKey(chain.key, from);
   const next = resignWithFees(key, latest.raw_tx, fees);
 

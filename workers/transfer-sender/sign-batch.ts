@@ -113,7 +113,6 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
   result.considered = rows.length;
   if (rows.length === 0) return result;
   const keystore = ctx.keystore;
-  if (!keystore) throw new Error("signQueuedBatch needs a keystore");
   const cfg = chain.config;
   const collection = cfg.collection_address ?? null;
   const fallbackOpen =
