@@ -13,7 +13,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { nowS, eventually } from "../helpers/rabbit.ts";
-import { startTransferStack, spawnSender, waitForNotes, randomAddress, HOT, type TransferStack, type SenderProcess } from "../helpers/transfer-stack.ts";
+import { startTransferStack, spawnSender, waitForNotes, randomAddress, HOT, HOT_KEY, type TransferStack, type SenderProcess } from "../helpers/transfer-stack.ts";
 
 let s: TransferStack;
 const running: SenderProcess[] = [];
@@ -55,7 +55,7 @@ for (const point of ["before-broadcast", "after-broadcast", "after-sent-commit"]
       assert.ok(rows.some((r) => r.state === "sent"), "`sent` was committed before the crash");
     }
 
-    const restarted = spawnSender(s);
+    const restarted = spawnSender(s, { logLevel: "debug" });
     running.push(restarted);
     await waitForNotes(s.biz, "pay", 1, 6, (x) => x === q, 180_000);
     await s.biz.waitFor("withdraw", (n) => n.queue_id === q && n.status === 1, 60_000);
@@ -83,4 +83,11 @@ test("nonces of the sending wallet stayed gap-free through every crash", async (
   sorted.forEach((n, i) => assert.equal(n, sorted[0]! + BigInt(i)));
   const chainNonce = BigInt(await s.provider.send("eth_getTransactionCount", [HOT, "latest"]));
   assert.equal(chainNonce, sorted[sorted.length - 1]! + 1n);
+});
+
+test("no key material in anything the sender processes printed (debug level after restarts)", () => {
+  const all = running.map((p) => p.output()).join("\n").toLowerCase();
+  assert.ok(all.length > 0);
+  assert.ok(!all.includes(HOT_KEY.slice(2).toLowerCase()), "a wallet key was printed");
+  assert.ok(!all.includes(s.env.masterKey.toString("hex")), "the master key was printed");
 });
