@@ -64,6 +64,9 @@ export function createChainClient(config: ChainConfig & { key: string }, opts: {
     batchMaxCount: 100,
     batchStallTime: 2,
     polling: false,
+    // ethers caches identical calls for 250 ms by default: a nonce, balance or
+    // receipt read right after a change would get the stale answer.
+    cacheTimeout: -1,
   });
   return {
     key: config.key,

@@ -144,6 +144,13 @@ export const configSchema = z.object({
       confirmation_concurrency: z.number().int().min(1).default(100),
       /** how often MySQL is compared with BullMQ to rebuild lost jobs */
       reconcile_interval_ms: z.number().int().min(1000).default(60_000),
+      /**
+       * BullMQ job lock, renewed at half this while the job runs; a job whose
+       * process died is taken over after the lock expires and the next
+       * stalled check (so recovery takes about lock + stalled interval).
+       */
+      lock_duration_ms: z.number().int().min(1000).default(15_000),
+      stalled_interval_ms: z.number().int().min(500).default(5_000),
     })
     .prefault({}),
   dashboard: z

@@ -19,6 +19,8 @@ export interface WorkerOptions {
   logger: Logger;
   /** lock duration; a job whose process dies is re-run after this */
   lockDurationMs?: number;
+  /** how often stalled (orphaned) jobs are looked for */
+  stalledIntervalMs?: number;
 }
 
 export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Handlers, opts: WorkerOptions): Worker {
@@ -52,7 +54,8 @@ export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Ha
       prefix: redis.prefix,
       concurrency: opts.concurrency,
       autorun: false,
-      lockDuration: opts.lockDurationMs ?? 30_000,
+      lockDuration: opts.lockDurationMs ?? 15_000,
+      stalledInterval: opts.stalledIntervalMs ?? 5_000,
       maxStalledCount: 1_000,
     },
   );
@@ -61,4 +64,9 @@ export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Ha
   // this, every stopped worker keeps a Redis socket open and its process alive.
   worker.once("closed", () => void closeRedis(connection));
   return worker;
+}
+
+/** The job-lock timing of `config.workers`, for createWorker's options. */
+export function jobTiming(workers: { lock_duration_ms: number; stalled_interval_ms: number }) {
+  return { lockDurationMs: workers.lock_duration_ms, stalledIntervalMs: workers.stalled_interval_ms };
 }

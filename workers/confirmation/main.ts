@@ -15,7 +15,7 @@ import type { Db } from "../../shared/adapters/db/client.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import type { Queues } from "../../shared/jobs/registry.ts";
-import { createWorker, type Handlers } from "../../shared/jobs/worker.ts";
+import { createWorker, jobTiming, type Handlers } from "../../shared/jobs/worker.ts";
 import { closeRedis, type RedisClient, type RedisFactory } from "../../shared/adapters/redis.ts";
 import { createChainClient, type ChainClient } from "../../shared/adapters/chain.ts";
 import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
@@ -55,7 +55,7 @@ export function createConfirmationWorker(deps: ConfirmationDeps) {
   return {
     async start() {
       publisher = deps.redis.create("confirmation-publish");
-      worker = createWorker("confirm", deps.redis, buildHandlers(), { concurrency: deps.config.workers.confirmation_concurrency, logger });
+      worker = createWorker("confirm", deps.redis, buildHandlers(), { concurrency: deps.config.workers.confirmation_concurrency, logger, ...jobTiming(deps.config.workers) });
       worker.run().catch((e: unknown) => logger.error({ err: describeError(e) }, "confirmation: worker stopped with an error"));
       logger.info({ concurrency: deps.config.workers.confirmation_concurrency }, "confirmation: started");
     },

@@ -18,7 +18,7 @@ import type { Db } from "../../shared/adapters/db/client.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import type { Queues } from "../../shared/jobs/registry.ts";
-import { createWorker } from "../../shared/jobs/worker.ts";
+import { createWorker, jobTiming } from "../../shared/jobs/worker.ts";
 import { closeRedis, type RedisClient, type RedisFactory } from "../../shared/adapters/redis.ts";
 import { createChainClient, type ChainClient } from "../../shared/adapters/chain.ts";
 import { createKeystore } from "../../shared/adapters/keystore.ts";
@@ -96,7 +96,7 @@ export function createTransferSender(deps: TransferSenderDeps) {
         wakeOutbox: outboxWaker(redis, deps.redis.prefix, logger),
         now: Date.now,
       };
-      worker = createWorker("transfer", deps.redis, { "send-transfer": createSendTransferHandler(ctx) }, { concurrency: deps.config.workers.transfer_concurrency, logger });
+      worker = createWorker("transfer", deps.redis, { "send-transfer": createSendTransferHandler(ctx) }, { concurrency: deps.config.workers.transfer_concurrency, logger, ...jobTiming(deps.config.workers) });
       worker.run().catch((e: unknown) => logger.error({ err: describeError(e) }, "transfer-sender: worker stopped with an error"));
       logger.info({ concurrency: deps.config.workers.transfer_concurrency }, "transfer-sender: started");
     },
