@@ -77,12 +77,14 @@ export type ValidationResult =
 /**
  * 1-128 characters, no control characters and no lone surrogates: JSON's
  * "\ud800" escape yields one, which UTF-8 (and so MySQL) cannot store; two
- * different ids would be saved as the same U+FFFD and collide.
+ * different ids would be saved as the same U+FFFD and collide. No leading or
+ * trailing white space either: ids are stored utf8mb4_bin (case-sensitive),
+ * but MySQL's PAD SPACE collations compare "a " equal to "a".
  */
-const ID_RE = /^[^\u0000-\u001f\u007f\p{Cs}]{1,128}$/u;
+const ID_RE = /^(?!\s)[^\u0000-\u001f\u007f\p{Cs}]{1,128}(?<!\s)$/u;
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 
-const id = z.string().regex(ID_RE, "must be 1-128 printable characters");
+const id = z.string().regex(ID_RE, "must be 1-128 printable characters without leading or trailing spaces");
 const address = z.string().regex(ADDRESS_RE, "must be 0x followed by 40 hex digits").transform((a) => a.toLowerCase());
 /** an amount is decimal text or a JSON number; either way we keep its text */
 const amountText = z.union([

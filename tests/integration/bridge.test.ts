@@ -138,3 +138,17 @@ test("per-address log files record requests and the notifications sent for them"
   assert.ok(lines.some((x) => x.event === "TopupReq" && x.error === "bad_signature"));
   assert.ok(lines.every((x) => !JSON.stringify(x).includes(env.key)));
 });
+
+test("queue_ids differing only in case are different requests; padded ids are refused", async () => {
+  const base = { from_address: HOT, to_address: ADDR, amount: "1", chain: "ETH", symbol: "USDT" };
+  for (const queueId of ["Case-1", "case-1", "CASE-1"]) await biz.send("withdraw", { ...base, queue_id: queueId, timestamp: nowS() });
+  await biz.send("withdraw", { ...base, queue_id: "case-1 ", timestamp: nowS() });
+  const padded = await biz.waitFor("withdraw", (n) => n.queue_id === "case-1 ");
+  assert.equal(padded.error, "invalid_request");
+  const rows = await eventually(async () => {
+    const r = await env.db.prisma.transfer.findMany({ where: { kind: "withdraw", amount: "1" } });
+    return r.length >= 3 ? r : null;
+  });
+  assert.deepEqual(rows.map((r) => r.queueId).sort(), ["CASE-1", "Case-1", "case-1"]);
+  assert.equal(biz.received("withdraw").filter((n) => n.error === "duplicate" && String(n.queue_id).toLowerCase().startsWith("case-1")).length, 0);
+});

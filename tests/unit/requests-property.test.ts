@@ -60,7 +60,8 @@ function check(kind: RequestKind, body: Buffer): ValidationResult {
 }
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
-const ID = /^[^\u0000-\u001f\u007f\p{Cs}]{1,128}$/u;
+// the SPEC-independent oracle: 1-128 printable characters, no lone surrogates, no padding
+const ID = /^(?!\s)[^\u0000-\u001f\u007f\p{Cs}]{1,128}(?<!\s)$/u;
 
 /** What `valid` promises to the rest of the gateway, whatever the input was. */
 function assertWellFormed(q: ValidRequest) {
@@ -127,7 +128,7 @@ const absent = (cls: Cls) => fc.constant<F>({ v: ABSENT, cls });
 const junk = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.constant({}), fc.constant([]), fc.constant([1]));
 
 const idGood = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,40}$/), fc.string({ unit: "grapheme", minLength: 1, maxLength: 30 }).filter((s) => ID.test(s)));
-const idBad = fc.oneof(junk, fc.constant(""), fc.constant("x".repeat(129)), fc.constant("a\u0000b"), fc.constant("tab\there"), fc.constant("\u007f"));
+const idBad = fc.oneof(junk, fc.constant(""), fc.constant("x".repeat(129)), fc.constant("a\u0000b"), fc.constant("tab\there"), fc.constant("\u007f"), fc.constant(" padded"), fc.constant("padded "));
 const id = (required: boolean) =>
   fc.oneof({ weight: 6, arbitrary: good(idGood) }, { weight: 1, arbitrary: bad(idBad) }, { weight: 1, arbitrary: absent(required ? "bad" : "good") });
 

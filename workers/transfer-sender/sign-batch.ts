@@ -408,12 +408,22 @@ async function policyUsage(conn: Conn, chain: string, business: Candidate[]) {
   if (business.length === 0) return out;
   const wallet = business[0]!.row.requested_from;
   const symbols = [...new Set(business.map((c) => c.row.symbol))];
+  // Two branches so each uses the (chain, sent_at) index: rows sent in the
+  // last 24 h, and rows signed but not yet marked sent (sent_at NULL).
+  const inSymbols = symbols.map(() => "?").join(",");
   const rows = (await conn.query(
     `SELECT symbol, COALESCE(SUM(amount), 0) AS total, COALESCE(SUM(CASE WHEN requested_from = ? THEN amount ELSE 0 END), 0) AS wallet
-     FROM transfer WHERE chain = ? AND kind IN ('withdraw', 'pay') AND symbol IN (${symbols.map(() => "?").join(",")})
-       AND state IN ('signed', 'sent', 'mined', 'confirmed') AND COALESCE(sent_at, updated_at) >= NOW(3) - INTERVAL 1 DAY
+     FROM (
+       SELECT symbol, amount, requested_from FROM transfer
+        WHERE chain = ? AND sent_at >= NOW(3) - INTERVAL 1 DAY AND kind IN ('withdraw', 'pay') AND symbol IN (${inSymbols})
+          AND state IN ('signed', 'sent', 'mined', 'confirmed')
+       UNION ALL
+       SELECT symbol, amount, requested_from FROM transfer
+        WHERE chain = ? AND sent_at IS NULL AND updated_at >= NOW(3) - INTERVAL 1 DAY AND kind IN ('withdraw', 'pay') AND symbol IN (${inSymbols})
+          AND state IN ('signed', 'sent', 'mined', 'confirmed')
+     ) recent
      GROUP BY symbol`,
-    [wallet, chain, ...symbols],
+    [wallet, chain, ...symbols, chain, ...symbols],
   )) as { symbol: string; total: string; wallet: string }[];
   for (const r of rows) {
     const c = business.find((x) => x.row.symbol === r.symbol)!;
