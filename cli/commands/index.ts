@@ -11,8 +11,9 @@ import * as wallet from "./wallet.ts";
 import * as retry from "./retry.ts";
 import * as approve from "./approve.ts";
 import * as sweep from "./sweep.ts";
+import * as reconcile from "./reconcile.ts";
 
-const modules: { register(program: Command): void }[] = [dev, devTools, history, notify, wallet, retry, approve, sweep];
+const modules: { register(program: Command): void }[] = [dev, devTools, history, notify, wallet, retry, approve, sweep, reconcile];
 
 export function registerCommands(program: Command): void {
   for (const m of modules) m.register(program);
