@@ -5,12 +5,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { JsonRpcProvider, Network } from "ethers";
 import { startAnvil, type Anvil } from "../../shared/devchain/anvil.ts";
 import { createHeadWatcher } from "../../workers/chain-watch/head-watcher.ts";
 import { createLogger } from "../../shared/logger.ts";
 import { eventually } from "../helpers/rabbit.ts";
+import { startTcpProxy } from "../helpers/tcp-proxy.ts";
 
 let anvil: Anvil;
 let rpc: JsonRpcProvider;
@@ -26,50 +26,8 @@ after(async () => {
   await anvil?.stop();
 });
 
-/** A TCP proxy to anvil that can refuse and cut connections. */
-function createProxy(target: number) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | null = null;
-  let port = 0;
-  const listen = () =>
-    new Promise<void>((resolve) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(target, "127.0.0.1");
-        sockets.add(client).add(upstream);
-        client.pipe(upstream).pipe(client);
-        const close = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on("error", close).on("close", close);
-        upstream.on("error", close).on("close", close);
-      });
-      server.listen(port, "127.0.0.1", () => {
-        port = (server!.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
-  return {
-    listen,
-    get port() {
-      return port;
-    },
-    async cut() {
-      // close() waits for open connections, so cut them first
-      const closing = new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await closing;
-      server = null;
-    },
-  };
-}
-
 test("subscribes, notices a dropped socket, and resubscribes when the node is back", async () => {
-  const proxy = createProxy(anvil.port);
-  await proxy.listen();
+  const proxy = await startTcpProxy({ port: anvil.port });
   const heads: number[] = [];
   const watcher = createHeadWatcher({
     url: `ws://127.0.0.1:${proxy.port}`,
@@ -89,7 +47,7 @@ test("subscribes, notices a dropped socket, and resubscribes when the node is ba
     await eventually(() => !watcher.connected);
     await new Promise((r) => setTimeout(r, 300)); // a few refused reconnects
 
-    await proxy.listen();
+    await proxy.restore();
     await eventually(() => watcher.connected, 10_000);
     await rpc.send("anvil_mine", ["0x1"]);
     await eventually(() => heads.includes(2));
