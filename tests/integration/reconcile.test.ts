@@ -57,11 +57,13 @@ test("a completed job whose row still needs work is replaced", async () => {
   // finish the job by hand, as if its processor had returned early
   const token = "test-token";
   const { Worker } = await import("bullmq");
-  const w = new Worker("transfer", null, { connection: env.redis.create("manual"), prefix: env.redis.prefix });
+  const connection = env.redis.create("manual");
+  const w = new Worker("transfer", null, { connection, prefix: env.redis.prefix });
   const got = await w.getNextJob(token);
   assert.equal(got?.id, job.id);
   await got!.moveToCompleted("done", token, false);
   await w.close();
+  connection.disconnect(); // BullMQ never closes a connection it was handed
   assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "completed");
   const r = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
   assert.ok(r.added["send-transfer"]! >= 1);
