@@ -85,8 +85,10 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
     )) as { affectedRows: number };
     if (Number(claimed.affectedRows) === 0) return 0;
     const rows = (await deps.pool.query(
-      "SELECT id, kind, dedupe_key, queue_id, address, status, body FROM notification WHERE claimed_by = ? AND state = 'pending' ORDER BY id",
-      [claim],
+      // LIMIT: the claim took the first pending rows in id order, so the (state, id) index walk stops
+      // right after them instead of reading every pending row (thousands after a big block)
+      "SELECT id, kind, dedupe_key, queue_id, address, status, body FROM notification WHERE claimed_by = ? AND state = 'pending' ORDER BY id LIMIT ?",
+      [claim, batchSize],
     )) as Row[];
     const ch = await getChannel();
     const sent: Row[] = [];

@@ -264,6 +264,11 @@ export async function listenNotes(queue: string): Promise<NoteListener> {
   };
 }
 
+/** progress on stderr (BENCH_VERBOSE=1), stamped with wall-clock time */
+export function phase(what: string): void {
+  if (process.env.BENCH_VERBOSE) console.error(`${new Date().toISOString()} ${what}`);
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `--name value` from argv, as a number. */

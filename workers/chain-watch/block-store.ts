@@ -170,6 +170,20 @@ export function createBlockStore(opts: BlockStoreOptions) {
       return rows.map((r) => ({ number: Number(r.number), hash: r.hash }));
     },
 
+    /**
+     * One `seen` deposit per block in (after, upTo]: the blocks whose
+     * deposits became due when the head reached upTo + confirm_height.
+     */
+    async firstSeenOfBlocks(after: number, upTo: number): Promise<{ id: string; symbol: string; to: string; txHash: string }[]> {
+      const rows = (await pool.query(
+        `SELECT d.id, d.symbol, d.to_address, d.tx_hash FROM deposit d JOIN (
+           SELECT MIN(id) AS id FROM deposit WHERE chain = ? AND state = 'seen' AND block_number > ? AND block_number <= ? GROUP BY block_hash
+         ) f ON f.id = d.id`,
+        [chain, after, upTo],
+      )) as { id: bigint; symbol: string; to_address: string; tx_hash: string }[];
+      return rows.map((r) => ({ id: r.id.toString(), symbol: r.symbol, to: r.to_address, txHash: r.tx_hash }));
+    },
+
     /** Active watches among these recipients: key `${symbol}|${address}` -> queue_id. */
     async watchedAmong(addresses: string[]): Promise<Map<string, string | null>> {
       const out = new Map<string, string | null>();

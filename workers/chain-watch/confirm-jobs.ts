@@ -1,8 +1,11 @@
 /**
  * Handing deposits to the confirmation worker through the job registry.
  *
- * New deposits get a `confirm-deposit` job delayed until they are about due
- * (remaining blocks x block time). Deposits a reorg put in doubt must be
+ * New deposits get a `confirm-deposit` job delayed until one block after
+ * they are due (remaining blocks + 1, x block time): chain-watch wakes one
+ * job per block as soon as the confirming head arrives and that run
+ * finalises the whole block, so the timers are the fallback and should not
+ * fire, thousands at once, just before. Deposits a reorg put in doubt must be
  * re-checked at once: their existing job is promoted (delayed), retried
  * (failed) or added again (missing, e.g. Redis was flushed). Adding is
  * idempotent (deterministic job id) and the processor re-reads the row, so
@@ -30,7 +33,7 @@ export async function enqueueConfirmations(queues: Queues, deposits: NewDepositJ
   const byDelay = new Map<number, NewDepositJob[]>();
   for (const d of deposits) {
     const remaining = d.blockNumber + confirmHeight - head;
-    const delay = remaining > 0 ? confirmDelayMs(remaining, blockTimeMs) : 0;
+    const delay = remaining > 0 ? confirmDelayMs(remaining + 1, blockTimeMs) : 0;
     byDelay.set(delay, [...(byDelay.get(delay) ?? []), d]);
   }
   for (const [delay, group] of byDelay) {

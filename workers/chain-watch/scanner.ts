@@ -34,6 +34,8 @@ export interface ChainScannerDeps {
 
 /** canonical hashes asked per round trip while looking for an ancestor */
 const ANCESTOR_PAGE = 32;
+/** blocks whose due confirmations are woken at most per head (after a long pause, timers do the rest) */
+const MAX_PROMOTE_BLOCKS = 64;
 
 export function createChainScanner(deps: ChainScannerDeps) {
   const { chain, source, store, logger } = deps;
@@ -41,6 +43,8 @@ export function createChainScanner(deps: ChainScannerDeps) {
   const window = blockWindow(chain.confirm_height, chain.lookback_blocks);
   let cursor: BlockRef | null = null;
   let lastLookbackMs = now();
+  /** deposits of blocks up to this number have had their confirmation promoted */
+  let promotedThrough: number | null = null;
 
   async function ensureCursor(): Promise<BlockRef | null> {
     if (cursor) return cursor;
@@ -129,6 +133,29 @@ export function createChainScanner(deps: ChainScannerDeps) {
     cursor = { number: ancestor.number, hash: ancestor.hash };
     logger.warn({ from: from.number, ancestor: ancestor.number, depth: from.number - ancestor.number, recheck: doubted.length }, "chain-watch: reorg; rewound to the common ancestor");
     await recheckNow(deps.queues, doubted);
+  }
+
+  /**
+   * A new head makes the deposits of block head - confirm_height due. Their
+   * confirmation jobs sleep on a timer computed from block_time_ms; wake
+   * one job per such block now (the confirmation worker finalises a due
+   * block's deposits together), so finals follow the confirming block at
+   * once however the real block time differs from the configured one. The
+   * timers stay as the fallback. Best effort: a failure here only costs
+   * latency.
+   */
+  async function promoteDue(head: number): Promise<void> {
+    const due = head - chain.confirm_height;
+    if (promotedThrough === null) promotedThrough = due - 1;
+    if (due <= promotedThrough) return;
+    const after = Math.max(promotedThrough, due - MAX_PROMOTE_BLOCKS);
+    try {
+      const first = await store.firstSeenOfBlocks(after, due);
+      if (first.length > 0) await recheckNow(deps.queues, first);
+      promotedThrough = due;
+    } catch (e) {
+      logger.warn({ err: describeError(e) }, "chain-watch: could not wake due confirmations; their timers will");
+    }
   }
 
   /**
@@ -227,6 +254,7 @@ export function createChainScanner(deps: ChainScannerDeps) {
       const head = await source.latest();
       deps.metrics.chainHead.set({ chain: chain.key }, head.number);
       deps.metrics.chainLag.set({ chain: chain.key }, Math.max(head.number - at.number, 0));
+      await promoteDue(head.number);
       const action = headAction(at, head);
       if (action.kind === "catch-up") await catchUp(action.to, head.number, shouldStop);
       else if (action.kind === "reorg") await handleReorg(at);

@@ -12,6 +12,13 @@
  * dedupe key backs that up. So retries, a second worker, or a job rebuilt
  * after Redis was lost can never credit or report twice.
  *
+ * A block's deposits all become due at the same head: the run that finds
+ * its deposit final holds the block's named lock and finalises every `seen`
+ * sibling that passes the very same checks (./finalize-block.ts), so a block
+ * of 10,000 deposits costs a few transactions instead of 10,000 job runs of
+ * several round trips each; the siblings' own jobs then find their rows
+ * confirmed and stop.
+ *
  * Decisions come from shared/domain/confirmations.ts; this file gathers the
  * facts and carries the decision out.
  */
@@ -21,7 +28,7 @@ import type { ChainConfig } from "../../shared/config/schema.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import type { Handler } from "../../shared/jobs/worker.ts";
-import { inTransaction } from "../../shared/adapters/db/sql.ts";
+import { inTransaction, tryNamedLock, type NamedLock } from "../../shared/adapters/db/sql.ts";
 import { insertAudit, insertNotifications } from "../../shared/adapters/db/outbox.ts";
 import { addToBalance } from "../../shared/adapters/db/balances.ts";
 import { applyMoveSteps, lockDepositsOfTxs, readDeposit, type DepositRecord } from "../../shared/adapters/db/deposits.ts";
@@ -30,6 +37,7 @@ import { planDeposits } from "../../shared/domain/deposit-match.ts";
 import { depositNotification } from "../../shared/domain/notifications.ts";
 import { PermanentError, RetryableError, type ErrorCode } from "../../shared/domain/errors.ts";
 import type { DepositChainCheck, RpcReceipt } from "./deposit-chain-check.ts";
+import { createBlockFinalizer, depositFacts } from "./finalize-block.ts";
 
 export interface ConfirmDepositChain {
   config: ChainConfig & { key: string };
@@ -70,6 +78,16 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     return d;
   };
 
+  const blockFinalizer = createBlockFinalizer({
+    pool: deps.pool,
+    checks: new Map([...deps.chains].map(([k, c]) => [k, c.check])),
+    metrics: deps.metrics,
+    wakeOutbox: deps.wakeOutbox,
+    decimalsOf,
+    now,
+    finalizeOne: (row, confirmations, log) => finalize(row, confirmations, log),
+  });
+
   return async (data, job, { token, logger }) => {
     const row = await readDeposit(deps.pool, data.depositId, decimalsOf);
     if (!row) {
@@ -84,7 +102,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     const progress = (typeof job.progress === "object" && job.progress !== null ? job.progress : {}) as Progress;
 
     const { head, canonicalHash } = await chain.check.headAndCanonical(row.blockNumber);
-    let facts: ConfirmFacts = {
+    const facts: ConfirmFacts = {
       blockNumber: row.blockNumber,
       blockHash: row.blockHash,
       confirmHeight: cfg.confirm_height,
@@ -96,7 +114,45 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       blockTimeMs: cfg.block_time_ms,
       pendingGraceMs: pendingGraceMs(cfg),
     };
-    let decision = decideConfirm(facts);
+    const decision = decideConfirm(facts);
+    const required = cfg.confirm_height;
+    // Due on a canonical block: one run at a time per block finalises the
+    // whole block; a sibling's run meeting it looks again a block later
+    // (by then its row is normally confirmed) instead of fetching the same
+    // receipts and contending for the same rows.
+    let blockLock: NamedLock | null = null;
+    if (decision.kind === "fetch-receipt" && canonicalHash === row.blockHash && head >= row.blockNumber + required) {
+      blockLock = await tryNamedLock(deps.pool, `deposit-block:${row.chain}:${row.blockHash}`);
+      if (!blockLock) return reschedule(job, token, { confirmations: confirmationsOf(head, row.blockNumber), required }, confirmDelayMs(1, cfg.block_time_ms));
+    }
+    try {
+      return await decideAndAct(row, chain, job, token, facts, decision, blockLock, log);
+    } finally {
+      await blockLock?.release();
+    }
+  };
+
+  async function decideAndAct(
+    row: DepositRecord,
+    chain: ConfirmDepositChain,
+    job: Job,
+    token: string | undefined,
+    initial: ConfirmFacts,
+    first: ConfirmDecision,
+    blockLock: NamedLock | null,
+    log: Logger,
+  ): Promise<unknown> {
+    const cfg = chain.config;
+    const required = cfg.confirm_height;
+    const head = initial.head;
+    let facts = initial;
+    let decision = first;
+    if (blockLock) {
+      // the previous holder may have finalised this row while we waited for our turn
+      const again = await readDeposit(blockLock.conn, row.id, decimalsOf);
+      if (!again || again.state !== "seen") return { state: again?.state ?? "missing" };
+      if (again.blockHash !== row.blockHash || again.logIndex !== row.logIndex) throw new RetryableError(`deposit ${row.id} moved meanwhile`);
+    }
     let receipt: RpcReceipt | null = null;
     if (decision.kind === "fetch-receipt") {
       receipt = await chain.check.receipt(row.txHash);
@@ -117,7 +173,6 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       };
       decision = decideConfirm(facts);
     }
-    const required = cfg.confirm_height;
 
     switch (decision.kind) {
       case "wait":
@@ -135,10 +190,13 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
         const remaining = decision.blockNumber + required - head;
         return reschedule(job, token, { confirmations: confirmationsOf(head, decision.blockNumber), required }, confirmDelayMs(remaining, cfg.block_time_ms));
       }
-      case "finalize":
-        await finalize(row, decision.confirmations, log);
+      case "finalize": {
+        // finalize implies due on a canonical block: the block lock is held (see above)
+        if (!blockLock) throw new RetryableError(`deposit ${row.id} is due but its block is not locked`);
+        const withBlock = await blockFinalizer.finalizeWithBlock(blockLock.conn, row, receipt!, facts, decision.confirmations, log);
         await job.updateProgress({ confirmations: decision.confirmations, required });
-        return { state: "confirmed", confirmations: decision.confirmations };
+        return { state: "confirmed", confirmations: decision.confirmations, ...(withBlock > 1 ? { finalized_with_block: withBlock } : {}) };
+      }
       case "reorged":
         return fail(row, "reorged", "the transaction is no longer on the canonical chain", log);
       case "reverted":
@@ -149,7 +207,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       case "fetch-receipt":
         throw new RetryableError("confirmation decision incomplete");
     }
-  };
+  }
 
   async function reschedule(job: Job, token: string | undefined, progress: Progress, delayMs: number): Promise<never> {
     if (!token) throw new RetryableError("job has no lock token; cannot reschedule");
@@ -207,7 +265,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       )) as { affectedRows: number };
       if (Number(res.affectedRows) !== 1) return false;
       await addToBalance(conn, row.chain, row.to, row.symbol, row.amount);
-      const written = await insertNotifications(conn, [depositNotification(facts(row, confirmations), 1, now())]);
+      const written = await insertNotifications(conn, [depositNotification(depositFacts(row, confirmations), 1, now())]);
       // A status-1 notification already there means it was credited before: undo.
       if (written !== 1) throw new PermanentError("internal", `deposit ${row.id} already has a final notification`);
       await insertAudit(conn, [
@@ -240,7 +298,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
         [code, row.id, row.blockHash, row.logIndex],
       )) as { affectedRows: number };
       if (Number(res.affectedRows) !== 1) return false;
-      await insertNotifications(conn, [depositNotification(facts(row, 0), 0, now(), code)]);
+      await insertNotifications(conn, [depositNotification(depositFacts(row, 0), 0, now(), code)]);
       await insertAudit(conn, [
         {
           actor: ACTOR,
@@ -261,20 +319,4 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     }
     return { state: done ? "reorged" : "unchanged", error: code };
   }
-}
-
-function facts(row: DepositRecord, confirmations: number) {
-  return {
-    id: row.id,
-    queueId: row.queueId,
-    chain: row.chain,
-    symbol: row.symbol,
-    toAddress: row.to,
-    fromAddress: row.from,
-    amount: row.amount,
-    txHash: row.txHash,
-    logIndex: row.logIndex,
-    blockNumber: row.blockNumber,
-    confirmations,
-  };
 }

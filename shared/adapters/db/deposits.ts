@@ -128,17 +128,51 @@ export interface DepositRecord extends StoredDeposit {
   confirmations: number;
 }
 
-/** One deposit by id (optionally locked), or null. */
-export async function readDeposit(conn: Conn | { query: Conn["query"] }, id: string, decimalsOf: (chain: string, symbol: string) => number, lock = false): Promise<DepositRecord | null> {
-  const rows = (await conn.query(`SELECT chain, queue_id, confirmations, ${COLUMNS} FROM deposit WHERE id = ?${lock ? " FOR UPDATE" : ""}`, [id])) as (DepositDbRow & {
-    chain: string;
-    queue_id: string | null;
-    confirmations: number;
-  })[];
-  const r = rows[0];
-  if (!r) return null;
+type RecordDbRow = DepositDbRow & { chain: string; queue_id: string | null; confirmations: number };
+const RECORD_COLUMNS = `chain, queue_id, confirmations, ${COLUMNS}`;
+
+function toRecord(r: RecordDbRow, decimalsOf: (chain: string, symbol: string) => number): DepositRecord {
   const decimals = decimalsOf(r.chain, r.symbol);
   const stored = toStored(r, () => decimals);
   return { ...stored, chain: r.chain, amount: formatUnits(stored.units, decimals), queueId: r.queue_id, confirmations: Number(r.confirmations) };
 }
 
+/** One deposit by id (optionally locked), or null. */
+export async function readDeposit(conn: Conn | { query: Conn["query"] }, id: string, decimalsOf: (chain: string, symbol: string) => number, lock = false): Promise<DepositRecord | null> {
+  const rows = (await conn.query(`SELECT ${RECORD_COLUMNS} FROM deposit WHERE id = ?${lock ? " FOR UPDATE" : ""}`, [id])) as RecordDbRow[];
+  return rows[0] ? toRecord(rows[0], decimalsOf) : null;
+}
+
+
+/**
+ * The `seen` deposits of one block in id order, a page at a time (a block's
+ * deposits all become due at the same head, so confirmation finalises them
+ * together). `afterId` "0" starts at the first.
+ */
+export async function seenDepositsOfBlock(
+  conn: Conn | { query: Conn["query"] },
+  chain: string,
+  block: { number: number; hash: string },
+  decimalsOf: (chain: string, symbol: string) => number,
+  page: { afterId: string; limit: number },
+): Promise<DepositRecord[]> {
+  const rows = (await conn.query(
+    `SELECT ${RECORD_COLUMNS} FROM deposit WHERE chain = ? AND state = 'seen' AND block_number = ? AND block_hash = ? AND id > ? ORDER BY id LIMIT ?`,
+    [chain, block.number, block.hash, page.afterId, page.limit],
+  )) as RecordDbRow[];
+  return rows.map((r) => toRecord(r, decimalsOf));
+}
+
+/** Where these deposits are now (state, block hash, log index), locked until the transaction ends, in id order. */
+export async function lockDepositPositions(conn: Conn, ids: string[]): Promise<Map<string, { state: DepositState; blockHash: string; logIndex: number }>> {
+  const out = new Map<string, { state: DepositState; blockHash: string; logIndex: number }>();
+  if (ids.length === 0) return out;
+  const rows = (await conn.query(`SELECT id, state, block_hash, log_index FROM deposit WHERE id IN (${ids.map(() => "?").join(", ")}) ORDER BY id FOR UPDATE`, ids)) as {
+    id: bigint;
+    state: DepositState;
+    block_hash: string;
+    log_index: number;
+  }[];
+  for (const r of rows) out.set(r.id.toString(), { state: r.state, blockHash: r.block_hash, logIndex: Number(r.log_index) });
+  return out;
+}

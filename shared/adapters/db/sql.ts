@@ -45,9 +45,18 @@ export interface TransactionOptions {
 
 /** Run `fn` in a transaction on one pooled connection; retries deadlocks. */
 export async function inTransaction<T>(pool: mariadb.Pool, fn: (conn: Conn) => Promise<T>, opts: TransactionOptions | number = {}): Promise<T> {
+  return transactionLoop(() => pool.getConnection(), true, fn, opts);
+}
+
+/** Like inTransaction, on a connection the caller holds and keeps (e.g. one holding a named lock). */
+export async function inTransactionOn<T>(conn: Conn, fn: (conn: Conn) => Promise<T>, opts: TransactionOptions | number = {}): Promise<T> {
+  return transactionLoop(async () => conn, false, fn, opts);
+}
+
+async function transactionLoop<T>(acquire: () => Promise<Conn>, release: boolean, fn: (conn: Conn) => Promise<T>, opts: TransactionOptions | number): Promise<T> {
   const { attempts = 4, isolation } = typeof opts === "number" ? { attempts: opts } : opts;
   for (let attempt = 1; ; attempt++) {
-    const conn = await pool.getConnection();
+    const conn = await acquire();
     try {
       if (isolation) await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
       await conn.beginTransaction();
@@ -63,9 +72,51 @@ export async function inTransaction<T>(pool: mariadb.Pool, fn: (conn: Conn) => P
       }
       throw e;
     } finally {
-      await conn.release().catch(() => undefined);
+      if (release) await conn.release().catch(() => undefined);
     }
   }
+}
+
+export interface NamedLock {
+  /** the connection holding the lock: run the locked work on it */
+  conn: Conn;
+  release(): Promise<void>;
+}
+
+/**
+ * Take a MySQL named lock without waiting; null when another session holds
+ * it. The name is scoped to the current database (several databases share
+ * one server's lock namespace). The lock lives on its own pooled connection
+ * and dies with it, so a crashed holder never leaves it taken.
+ */
+export async function tryNamedLock(pool: mariadb.Pool, name: string): Promise<NamedLock | null> {
+  const conn = await pool.getConnection();
+  try {
+    const rows = (await conn.query("SELECT GET_LOCK(CONCAT('payment:', SHA1(CONCAT(DATABASE(), '|', ?))), 0) AS ok", [name])) as { ok: bigint | number | null }[];
+    if (Number(rows[0]?.ok) !== 1) {
+      await conn.release().catch(() => undefined);
+      return null;
+    }
+  } catch (e) {
+    await conn.release().catch(() => undefined);
+    throw e;
+  }
+  let released = false;
+  return {
+    conn,
+    async release() {
+      if (released) return;
+      released = true;
+      try {
+        await conn.query("SELECT RELEASE_LOCK(CONCAT('payment:', SHA1(CONCAT(DATABASE(), '|', ?))))", [name]);
+      } catch {
+        // never hand a connection that may still hold the lock back to the pool
+        conn.destroy();
+        return;
+      }
+      await conn.release().catch(() => undefined);
+    },
+  };
 }
 
 /** `(?, ?, ?), (?, ?, ?)` for a multi-row insert. */
