@@ -4,7 +4,7 @@
  * killer) when the environment variable PAYMENT_FAILPOINTS, a comma list,
  * names it; otherwise it does nothing and costs one Set lookup.
  *
- * The crash tests (tests/integration/transfers-crash.test.ts) start a
+ * The crash tests (tests/faults/transfers-crash.test.ts) start a
  * transfer-sender process with e.g. PAYMENT_FAILPOINTS=before-broadcast,
  * let it die there, restart it without the variable, and check that every
  * recipient received exactly its amount. Never set it in production.

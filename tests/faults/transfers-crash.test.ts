@@ -6,9 +6,9 @@
  * the business system gets exactly one pending and one final notification
  * per transfer.
  *
- * Slow by nature: the killed process's jobs are recovered by BullMQ's
- * stalled-job check once their 30 s lock has expired, and its address
- * lease likewise; nothing is hurried artificially.
+ * The killed process's jobs are recovered by BullMQ's stalled-job check
+ * once their lock has expired (short lock timings in this test's config,
+ * as an operator may set them), its address lease after its 30 s TTL.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,7 +19,10 @@ let s: TransferStack;
 const running: SenderProcess[] = [];
 
 before(async () => {
-  s = await startTransferStack({ sender: false });
+  s = await startTransferStack({
+    sender: false,
+    config: (c) => ({ ...c, workers: { ...c.workers, lock_duration_ms: 3_000, stalled_interval_ms: 1_000 } as typeof c.workers }),
+  });
   s.startMining(100);
 });
 
