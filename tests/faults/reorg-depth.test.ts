@@ -18,11 +18,10 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Wallet } from "ethers";
+import { Contract, NonceManager, Wallet } from "ethers";
 import { eventually, type Note } from "../helpers/rabbit.ts";
 import { erc20 } from "../../shared/adapters/chain.ts";
 import { artifact } from "../../shared/devchain/anvil.ts";
-import { Contract, NonceManager } from "ethers";
 import { startFaultStack, randomAddress, sleep, HOT, HOT_KEY, type FaultStack } from "./lib/fault-stack.ts";
 
 const CONFIRM = 4;
