@@ -6,13 +6,11 @@
  *
  *   npx tsx bench/detect.ts [--smoke] [--blocks 20] [--per-block 500] [--watched 100000]
  */
-import { createBridge } from "../bridge/main.ts";
-import { createChainWatch } from "../workers/chain-watch/main.ts";
 import { TRANSFER_TOPIC } from "../shared/adapters/chain.ts";
 import { formatUnits } from "../shared/domain/amount.ts";
 import { fmt, isSmoke, printResult, saveResult } from "./lib/report.ts";
 import { startProfile, stopProfile } from "./lib/profile.ts";
-import { argNumber, benchAddress, chainDriver, createBenchEnv, insertWatched, listenNotes, sleep } from "./lib/bench-env.ts";
+import { argNumber, benchAddress, chainDriver, createBenchEnv, insertWatched, listenNotes, runMain, sleep, startRoles } from "./lib/bench-env.ts";
 
 const smoke = isSmoke();
 const BLOCKS = argNumber("blocks", smoke ? 3 : 20);
@@ -31,8 +29,8 @@ async function main() {
   const env = await createBenchEnv({ chain: { start_block: 2 } });
   const chain = await chainDriver(env);
   const listener = await listenNotes(env.config.rmq_config.topup_resp.queue);
-  const bridge = createBridge({ ...env, communicationKey: env.key });
-  const watch = createChainWatch(env);
+  let bridge: Awaited<ReturnType<typeof startRoles>> | null = null;
+  let watch: Awaited<ReturnType<typeof startRoles>> | null = null;
   try {
     if ((await chain.head()) !== 1) throw new Error("expected the token deployment to be block 1");
     const watched = Array.from({ length: WATCHED }, (_, i) => benchAddress(1, i));
@@ -67,7 +65,7 @@ async function main() {
     if (rawMatched !== N) throw new Error(`raw scan matched ${rawMatched} of ${N}`);
     const raw = (N / rawMs) * 1000;
 
-    await bridge.start();
+    bridge = await startRoles(env, ["bridge"]);
     const committed = (async () => {
       for (;;) {
         const m = await env.metrics.deposits.get();
@@ -77,7 +75,7 @@ async function main() {
     })();
     await startProfile();
     const t0 = performance.now();
-    await watch.start();
+    watch = await startRoles(env, ["chain-watch"]);
     const notes = await listener.waitCount((b) => b.status === 2, N, 180_000);
     await stopProfile("detect");
     const reportedMs = Math.max(...notes.map((n) => n.at)) - t0;
@@ -113,12 +111,12 @@ async function main() {
     });
     printResult(result);
   } finally {
-    await watch.stop();
-    await bridge.stop();
+    await watch?.stop();
+    await bridge?.stop();
     await listener.close();
     chain.close();
     await env.cleanup();
   }
 }
 
-await main();
+runMain(main);

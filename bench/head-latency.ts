@@ -7,10 +7,8 @@
  *
  *   npx tsx bench/head-latency.ts [--smoke] [--samples 200] [--watched 100000]
  */
-import { createBridge } from "../bridge/main.ts";
-import { createChainWatch } from "../workers/chain-watch/main.ts";
 import { fmt, isSmoke, percentile, printResult, saveResult } from "./lib/report.ts";
-import { argNumber, benchAddress, chainDriver, createBenchEnv, headClock, insertWatched, listenNotes, sleep } from "./lib/bench-env.ts";
+import { argNumber, benchAddress, chainDriver, createBenchEnv, headClock, insertWatched, listenNotes, runMain, sleep, startRoles } from "./lib/bench-env.ts";
 import { startProfile, stopProfile } from "./lib/profile.ts";
 
 const smoke = isSmoke();
@@ -23,8 +21,7 @@ async function main() {
   const chain = await chainDriver(env);
   const listener = await listenNotes(env.config.rmq_config.topup_resp.queue);
   const heads = await headClock(env);
-  const bridge = createBridge({ ...env, communicationKey: env.key });
-  const watch = createChainWatch(env);
+  let roles: Awaited<ReturnType<typeof startRoles>> | null = null;
   try {
     await insertWatched(
       env.db,
@@ -32,8 +29,7 @@ async function main() {
       "USDT",
       Array.from({ length: WATCHED }, (_, i) => benchAddress(2, i)),
     );
-    await bridge.start();
-    await watch.start();
+    roles = await startRoles(env, ["bridge", "chain-watch"]);
     // chain-watch places its cursor at the head and subscribes to new heads
     for (let i = 0; !(await env.db.prisma.chainCursor.findFirst()); i++) {
       if (i > 200) throw new Error("chain-watch placed no cursor");
@@ -86,8 +82,7 @@ async function main() {
     });
     printResult(result);
   } finally {
-    await watch.stop();
-    await bridge.stop();
+    await roles?.stop();
     await heads.close();
     await listener.close();
     chain.close();
@@ -95,4 +90,4 @@ async function main() {
   }
 }
 
-await main();
+runMain(main);

@@ -11,6 +11,7 @@ import { createTestEnv, RABBIT_URL } from "../tests/helpers/env.ts";
 import { signMessage } from "../shared/domain/signature.ts";
 import { createBridge } from "../bridge/main.ts";
 import { fmt, isSmoke, printResult, saveResult } from "./lib/report.ts";
+import { runMain } from "./lib/bench-env.ts";
 
 const smoke = isSmoke();
 const argN = process.argv.indexOf("--n");
@@ -127,4 +128,4 @@ async function main() {
   }
 }
 
-await main();
+runMain(main);

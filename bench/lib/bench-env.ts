@@ -264,6 +264,20 @@ export async function listenNotes(queue: string): Promise<NoteListener> {
   };
 }
 
+/**
+ * Run a benchmark's main and exit when it is done: a connection some
+ * library leaves open must not keep `npm run bench` waiting for ever.
+ */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
+
 /** progress on stderr (BENCH_VERBOSE=1), stamped with wall-clock time */
 export function phase(what: string): void {
   if (process.env.BENCH_VERBOSE) console.error(`${new Date().toISOString()} ${what}`);

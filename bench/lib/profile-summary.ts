@@ -61,3 +61,26 @@ if (ci > 0) {
   }
   show(stacks, `callers of ${name}`);
 }
+
+// `--ours`: self time of everything (libraries included) charged to the nearest frame of this project's code
+if (process.argv.includes("--ours")) {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const mine = (url: string) => /\/work\/main\/(?!node_modules)/.test(url);
+  const charged = new Map<string, number>();
+  for (const [id, t] of self) {
+    let cur: number | undefined = id;
+    let key = "(no project frame)";
+    while (cur !== undefined) {
+      const f = byId.get(cur)!.callFrame;
+      if (mine(f.url)) {
+        key = `${f.functionName || "(anonymous)"}  ${where(f.url)}:${f.lineNumber + 1}`;
+        break;
+      }
+      cur = parent.get(cur);
+    }
+    if (byId.get(id)!.callFrame.functionName === "(idle)") key = "(idle)";
+    charged.set(key, (charged.get(key) ?? 0) + t);
+  }
+  show(charged, "time charged to the nearest project frame");
+}

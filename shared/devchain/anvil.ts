@@ -71,6 +71,11 @@ export async function startAnvil(opts: StartAnvilOptions = {}): Promise<Anvil> {
       const m = /Listening on [\d.]+:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
+        // anvil logs every RPC call: matching the whole log on each chunk forever
+        // grew quadratic (seconds of CPU in benchmarks)
+        child.stdout!.off("data", onData);
+        child.stderr!.off("data", onData);
+        out = "";
         resolve(Number(m[1]));
       }
     };

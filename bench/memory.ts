@@ -1,0 +1,153 @@
+/**
+ * memory: resident memory of a chain-watch process (`node bin/payment.mjs
+ * start --role chain-watch`, exactly as deployed) with 1,000,000 watched
+ * addresses, while it catches up blocks full of deposits and then follows
+ * the head. Measured twice in the same run, first with only the addresses
+ * that receive deposits watched and then with the full million, to show
+ * what the watch list itself costs.
+ *
+ *   npx tsx bench/memory.ts [--smoke] [--watched 1000000]
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fmt, isSmoke, percentile, printResult, saveResult } from "./lib/report.ts";
+import { argNumber, benchAddress, type BenchEnv, chainDriver, type ChainDriver, createBenchEnv, insertWatched, phase, runMain, sleep } from "./lib/bench-env.ts";
+
+const smoke = isSmoke();
+const WATCHED = argNumber("watched", smoke ? 20_000 : 1_000_000);
+const CATCH_UP_BLOCKS = smoke ? 3 : 20;
+const FOLLOW_BLOCKS = smoke ? 3 : 15;
+const PER_BLOCK = smoke ? 50 : 500;
+const ROOT = path.resolve(import.meta.dirname, "..");
+
+/** kB from a /proc/<pid>/status field */
+function procKb(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
+
+interface Phase {
+  peakMb: number;
+  steadyMb: number;
+  deposits: number;
+}
+
+async function main() {
+  const env = await createBenchEnv();
+  const chain = await chainDriver(env);
+  const dir = mkdtempSync(path.join(tmpdir(), "payment-bench-"));
+  const configFile = path.join(dir, "config.json");
+  const { chains: _chains, ...raw } = env.config as unknown as Record<string, unknown>;
+  writeFileSync(configFile, JSON.stringify(raw));
+  const perPhase = (CATCH_UP_BLOCKS + FOLLOW_BLOCKS) * PER_BLOCK;
+  // the recipients of both phases are the first addresses of the watch list
+  const recipient = (i: number) => benchAddress(4, i);
+  try {
+    await chain.setAutomine(false);
+    await insertWatched(env.db, "ETH", "USDT", Array.from({ length: 2 * perPhase }, (_, i) => recipient(i)));
+    const small = await runPhase(env, chain, configFile, 0, perPhase, recipient);
+    phase(`with ${fmt(2 * perPhase)} watched: peak ${small.peakMb} MB`);
+
+    const t = performance.now();
+    await insertWatched(
+      env.db,
+      "ETH",
+      "USDT",
+      Array.from({ length: WATCHED - 2 * perPhase }, (_, i) => recipient(2 * perPhase + i)),
+    );
+    phase(`${fmt(WATCHED)} watched addresses inserted in ${fmt(performance.now() - t)} ms`);
+    const big = await runPhase(env, chain, configFile, perPhase, perPhase, recipient);
+    phase(`with ${fmt(WATCHED)} watched: peak ${big.peakMb} MB`);
+
+    const target = 200;
+    const result = saveResult({
+      name: "memory",
+      title: "memory — RSS of a chain-watch process with 1,000,000 watched addresses",
+      description:
+        "`node bin/payment.mjs start --role chain-watch` runs as its own process (as deployed) against the bench database. It catches up " +
+        `${CATCH_UP_BLOCKS} blocks of ${PER_BLOCK} USDT deposits, then follows ${FOLLOW_BLOCKS} more such blocks mined every second; RSS is sampled ` +
+        "every 100 ms from /proc and the peak is the kernel's high-water mark (VmHWM). Watched addresses stay in MySQL (one indexed IN query per " +
+        "block's recipients), so the process holds none of them: the same run with only the receiving addresses watched is the comparison.",
+      rows: [
+        { metric: `peak RSS, ${fmt(WATCHED)} watched (MB)`, value: fmt(big.peakMb), target: `<= ${target} MB`, met: big.peakMb <= target },
+        { metric: `steady RSS, ${fmt(WATCHED)} watched (MB)`, value: fmt(big.steadyMb) },
+        { metric: `peak RSS, ${fmt(2 * perPhase)} watched (MB)`, value: fmt(small.peakMb) },
+      ],
+      params: { watched: WATCHED, catch_up_blocks: CATCH_UP_BLOCKS, follow_blocks: FOLLOW_BLOCKS, per_block: PER_BLOCK },
+      notes: [`each phase reported ${fmt(perPhase)} deposits (status 2 committed) before it was stopped.`],
+      smoke,
+    });
+    printResult(result);
+  } finally {
+    chain.close();
+    await env.cleanup();
+  }
+}
+
+/** One chain-watch process: catch up, follow, sample its memory, stop it. */
+async function runPhase(env: BenchEnv, chain: ChainDriver, configFile: string, first: number, count: number, recipient: (i: number) => string): Promise<Phase> {
+  const mineBlock = async (b: number) => {
+    const base = first + b * PER_BLOCK;
+    await chain.mintMany(
+      Array.from({ length: PER_BLOCK }, (_, j) => recipient(base + j)),
+      (j) => 1_000_000n + BigInt(base + j),
+      100,
+    );
+    await chain.mine(1);
+  };
+  for (let b = 0; b < CATCH_UP_BLOCKS; b++) await mineBlock(b);
+  // a fresh cursor starts at this phase's first block (the second phase resumes from the first one's cursor)
+  const startBlock = (await chain.head()) - CATCH_UP_BLOCKS + 1;
+  const seenBefore = await seenCount(env);
+
+  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, "bin/payment.mjs"), "start", "--role", "chain-watch", "--config", configFile], {
+    cwd: ROOT,
+    env: { ...process.env, PAYMENT__ETH_CONFIG__START_BLOCK: String(startBlock), PAYMENT__LOG__LEVEL: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const samples: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling && child.exitCode === null) {
+      try {
+        samples.push(procKb(child.pid!, "VmRSS"));
+      } catch {
+        /* exited */
+      }
+      await sleep(100);
+    }
+  })();
+  try {
+    for (let b = CATCH_UP_BLOCKS; b < CATCH_UP_BLOCKS + FOLLOW_BLOCKS; b++) {
+      await sleep(1_000);
+      if (child.exitCode !== null) throw new Error(`chain-watch exited with ${child.exitCode}`);
+      await mineBlock(b);
+    }
+    for (let i = 0; (await seenCount(env)) - seenBefore < count; i++) {
+      if (i > 1200 || child.exitCode !== null) throw new Error("chain-watch did not report every deposit");
+      await sleep(50);
+    }
+    await sleep(1_000);
+    const peakKb = procKb(child.pid!, "VmHWM");
+    sampling = false;
+    await sampler;
+    const steady = samples.slice(-10);
+    return { peakMb: Math.round(peakKb / 1024), steadyMb: Math.round(percentile(steady, 50) / 1024), deposits: count };
+  } finally {
+    sampling = false;
+    if (child.exitCode === null) child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+async function seenCount(env: BenchEnv): Promise<number> {
+  const rows = (await env.db.pool.query("SELECT COUNT(*) AS n FROM deposit")) as { n: bigint }[];
+  return Number(rows[0]!.n);
+}
+
+runMain(main);

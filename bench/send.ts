@@ -1,0 +1,195 @@
+/**
+ * send: payouts per second broadcast by the transfer-sender, from one hot
+ * wallet and from ten, with blocks mined every second meanwhile. The raw
+ * ceiling, in the same run, is ethers' NonceManager signing and sending the
+ * same USDT transfers from the same wallets with the same number in flight.
+ *
+ *   npx tsx bench/send.ts [--smoke] [--one 2000] [--ten 5000]
+ */
+import * as amqp from "amqplib";
+import { Contract, NonceManager, Wallet } from "ethers";
+import { RABBIT_URL } from "../tests/helpers/env.ts";
+import { signMessage } from "../shared/domain/signature.ts";
+import { encryptPrivateKey } from "../shared/adapters/keystore.ts";
+import { erc20 } from "../shared/adapters/chain.ts";
+import { decimalToUnits } from "../shared/domain/amount.ts";
+import { fmt, isSmoke, printResult, saveResult } from "./lib/report.ts";
+import { argNumber, benchAddress, type BenchEnv, chainDriver, type ChainDriver, createBenchEnv, phase, runMain, sleep, startRoles } from "./lib/bench-env.ts";
+import { startProfile, stopProfile } from "./lib/profile.ts";
+
+const smoke = isSmoke();
+const ONE = argNumber("one", smoke ? 40 : 2_000);
+const TEN = argNumber("ten", smoke ? 100 : 5_000);
+const PER_REQUEST = 200;
+const BLOCK_MS = argNumber("block-ms", 250);
+
+/** amount i in USDT, assorted: 1.000001 .. 50.999 */
+const amountOf = (i: number) => `${1 + (i % 50)}.${String((i * 7919) % 1000).padStart(3, "0")}`;
+
+interface Payout {
+  to: string;
+  amount: string;
+}
+
+async function main() {
+  const env = await createBenchEnv({ anvilArgs: ["--gas-limit", "1000000000"], chain: { block_time_ms: BLOCK_MS } });
+  const chain = await chainDriver(env);
+  let roles: Awaited<ReturnType<typeof startRoles>> | null = null;
+  let sender: Awaited<ReturnType<typeof startRoles>> | null = null;
+  let mining = false;
+  let miner: Promise<void> = Promise.resolve();
+  const conn = await amqp.connect(RABBIT_URL);
+  try {
+    // our hot wallets, and as many others for the raw runs (a key used elsewhere would skew our nonce counter)
+    const wallets: Wallet[] = Array.from({ length: 10 }, () => Wallet.createRandom() as unknown as Wallet);
+    const rawWallets: Wallet[] = Array.from({ length: 10 }, () => Wallet.createRandom() as unknown as Wallet);
+    for (const w of wallets) {
+      const address = w.address.toLowerCase();
+      const e = encryptPrivateKey(env.masterKey, w.privateKey, address);
+      await env.db.prisma.wallet.create({ data: { chain: "ETH", address, kind: "hot", encryptedKey: e.encryptedKey, keyId: e.keyId } });
+    }
+    for (const w of [...wallets, ...rawWallets]) await chain.provider.send("anvil_setBalance", [w.address, "0x" + (10n ** 24n).toString(16)]);
+    await chain.mintMany(
+      [...wallets, ...rawWallets].map((w) => w.address),
+      () => 10n ** 15n,
+    );
+    await chain.mine(1);
+    await chain.setAutomine(false);
+    mining = true;
+    miner = (async () => {
+      while (mining) {
+        await sleep(BLOCK_MS);
+        if (mining) await chain.mine(1);
+      }
+    })();
+
+    roles = await startRoles(env, ["bridge"]);
+    const publisher = await conn.createConfirmChannel();
+    let seq = 0;
+
+    /** payouts for `count` transfers spread over `from` wallets, recipients fresh */
+    const plan = (from: Wallet[], count: number, tag: number) =>
+      from.map((w, k) => ({
+        wallet: w,
+        payouts: Array.from({ length: Math.ceil(count / from.length) }, (_, j): Payout => ({ to: benchAddress(tag, k * 100_000 + j), amount: amountOf(j) })),
+      }));
+
+    const measure = async (label: string, from: Wallet[], rawFrom: Wallet[], count: number, tag: number) => {
+      const work = plan(from, count, tag);
+      const rawWork = plan(rawFrom, count, tag + 1);
+      const n = work.reduce((a, w) => a + w.payouts.length, 0);
+
+      // raw: ethers NonceManager per wallet, `transfer` calls, 50 in flight in total
+      const inflight = Math.max(1, Math.floor(50 / from.length));
+      const rawStart = performance.now();
+      await Promise.all(
+        rawWork.map(async ({ wallet, payouts }) => {
+          const signer = new NonceManager(wallet.connect(chain.provider));
+          const usdt = new Contract(env.usdt!, erc20, signer);
+          let next = 0;
+          await Promise.all(
+            Array.from({ length: inflight }, async () => {
+              for (let i = next++; i < payouts.length; i = next++) {
+                const p = payouts[i]!;
+                await usdt.getFunction("transfer")(p.to, decimalToUnits(p.amount, 6));
+              }
+            }),
+          );
+        }),
+      );
+      const rawMs = performance.now() - rawStart;
+      await drainPool(chain);
+
+      // the system: pay requests through the bridge, then the sender starts
+      const before = await env.db.prisma.transfer.count();
+      for (const { wallet, payouts } of work) {
+        for (let i = 0; i < payouts.length; i += PER_REQUEST) {
+          const body = signMessage(
+            {
+              queue_id: `bench-pay-${tag}-${seq++}`,
+              from_address: wallet.address.toLowerCase(),
+              chain: "ETH",
+              symbol: "USDT",
+              transactions: payouts.slice(i, i + PER_REQUEST).map((p, j) => ({ order_id: `o${i + j}`, to_address: p.to, amount: p.amount })),
+              timestamp: Math.floor(Date.now() / 1000),
+            },
+            env.key,
+          );
+          publisher.publish(env.config.rmq_config.pay.exchange, env.config.rmq_config.pay.routing[0]!, Buffer.from(JSON.stringify(body)), { persistent: true });
+        }
+      }
+      await publisher.waitForConfirms();
+      for (let i = 0; (await env.db.prisma.transfer.count({ where: { state: "queued" } })) < n; i++) {
+        if (i > 1200) throw new Error("the bridge did not queue the payouts");
+        await sleep(50);
+      }
+      if ((await env.db.prisma.transfer.count()) - before !== n) throw new Error("unexpected transfers");
+      phase(`${label}: ${n} payouts queued`);
+      const sentBefore = await sentCount(env);
+      await startProfile();
+      const t0 = performance.now();
+      sender = await startRoles(env, ["transfer-sender"]);
+      for (;;) {
+        if ((await sentCount(env)) - sentBefore >= n) break;
+        await sleep(10);
+      }
+      const ms = performance.now() - t0;
+      await stopProfile(`send-${label}`);
+      await sender.stop();
+      sender = null;
+      const failed = await env.db.prisma.transfer.count({ where: { state: { in: ["failed", "awaiting_approval", "queued", "signed"] } } });
+      if (failed > 0) throw new Error(`${failed} transfers did not go out`);
+      await drainPool(chain);
+      phase(`${label}: sent in ${fmt(ms)} ms, raw ${fmt(rawMs)} ms`);
+      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000 };
+    };
+
+    const one = await measure("one", wallets.slice(0, 1), rawWallets.slice(0, 1), ONE, 5);
+    const ten = await measure("ten", wallets, rawWallets, TEN, 7);
+    mining = false;
+    await miner;
+
+    const result = saveResult({
+      name: "send",
+      title: "send — payouts broadcast per second by the transfer-sender",
+      description:
+        "Batch pay requests (200 payouts each, assorted USDT amounts to fresh addresses) go through the bridge until every transfer is queued; " +
+        "then the transfer-sender role starts (transfer_concurrency 50) and the clock runs until every transfer is `sent` (signed, stored, " +
+        "broadcast, status-2 notification written). anvil mines a block every second meanwhile. Raw: ethers NonceManager signing and sending " +
+        "the same transfers (USDT `transfer`, gas estimated per call like ours) from the same wallets, 50 in flight in total, in the same run.",
+      rows: [
+        { metric: "payouts/s, one hot wallet", value: fmt(one.rate), raw: fmt(one.raw), ratio: (one.rate / one.raw).toFixed(2), target: ">= 300/s and >= 0.5 of raw", met: one.rate >= 300 && one.rate / one.raw >= 0.5 },
+        { metric: "payouts/s, ten hot wallets", value: fmt(ten.rate), raw: fmt(ten.raw), ratio: (ten.rate / ten.raw).toFixed(2), target: ">= 1,000/s and >= 0.5 of raw", met: ten.rate >= 1000 && ten.rate / ten.raw >= 0.5 },
+      ],
+      params: { one_wallet: one.n, ten_wallets: ten.n, per_request: PER_REQUEST, block_ms: BLOCK_MS, transfer_concurrency: env.config.workers.transfer_concurrency },
+      notes: [],
+      smoke,
+    });
+    printResult(result);
+  } finally {
+    mining = false;
+    await miner;
+    await (sender as { stop(): Promise<void> } | null)?.stop();
+    await roles?.stop();
+    await conn.close().catch(() => undefined);
+    chain.close();
+    await env.cleanup();
+  }
+}
+
+async function sentCount(env: BenchEnv): Promise<number> {
+  const m = await env.metrics.transfers.get();
+  return m.values.filter((v) => v.labels.status === "sent").reduce((a, v) => a + v.value, 0);
+}
+
+/** mine until the node's pool is empty, so one phase does not weigh on the next */
+async function drainPool(chain: ChainDriver): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const s = (await chain.provider.send("txpool_status", [])) as { pending: string; queued: string };
+    if (Number(s.pending) === 0 && Number(s.queued) === 0) return;
+    await chain.mine(1);
+  }
+  throw new Error("the node's transaction pool does not drain");
+}
+
+runMain(main);
