@@ -5,11 +5,13 @@
  * broadcast and deposits keep arriving on the chain (which goes on mining:
  * only our view of it is gone).
  *
- * Afterwards: chain-watch noticed the socket drop and polled, resubscribed,
- * and backfilled every block mined meanwhile from its cursor (every deposit
- * made during the outage is reported, once); the payouts caught mid-send
- * were re-broadcast from their stored signed transactions or signed once
- * after the node came back: each recipient holds exactly its amount.
+ * First the WebSocket alone is cut: polling alone finds the deposits. Then
+ * both are cut. Afterwards: chain-watch noticed the socket drop and polled,
+ * resubscribed, and backfilled every block mined meanwhile from its cursor
+ * (every deposit made during the outage is reported, once); the payouts
+ * caught mid-send were re-broadcast from their stored signed transactions
+ * or signed once after the node came back: each recipient holds exactly
+ * its amount.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -35,9 +37,14 @@ test("node RPC and WebSocket cut during deposits and sends: polling, reconnect, 
   const watch = s.alive("chain-watch")[0]!;
   await eventually(() => watch.output().includes("websocket subscribed to new heads"), 30_000, 100);
 
-  // 1. normal traffic
+  // 1. normal traffic, first with only the WebSocket gone: polling alone finds the deposits
+  await s.proxies.ws!.cut();
+  await eventually(() => watch.output().includes("websocket down; polling until it is back"), 10_000, 100);
   for (let i = 0; i < 5; i++) await s.withdraw(`no-w-${i}`, randomAddress(), `${i + 1}.3`);
   for (let i = 0; i < 3; i++) await s.deposit(watched[i]!, `${i + 1}.7`);
+  for (const d of s.deposits) await s.biz.waitFor("topup", (n) => n.tx_hash === d.txHash && n.status === 2, 30_000);
+  await s.proxies.ws!.restore();
+  await eventually(() => (watch.output().match(/websocket subscribed to new heads/g)?.length ?? 0) >= 2, 30_000, 100);
 
   // 2. a batch of payouts is being signed/broadcast when the node goes away
   await s.pay("no-p", Array.from({ length: 10 }, (_, i) => ({ orderId: `o${i}`, to: randomAddress(), amount: `${i}.${2 * i + 1}` })));
@@ -65,7 +72,7 @@ test("node RPC and WebSocket cut during deposits and sends: polling, reconnect, 
 
   const out = watch.output();
   assert.ok(watch.alive, "the same chain-watch process throughout");
-  assert.ok((out.match(/websocket subscribed to new heads/g)?.length ?? 0) >= 2, "resubscribed after the outage");
+  assert.ok((out.match(/websocket subscribed to new heads/g)?.length ?? 0) >= 3, "resubscribed after each outage");
   const head = BigInt(await s.provider.send("eth_blockNumber", []));
   const cursor = await s.env.db.prisma.chainCursor.findFirstOrThrow();
   assert.ok(cursor.blockNumber >= head - 2n, `cursor ${cursor.blockNumber} caught up with head ${head}`);
