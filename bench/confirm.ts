@@ -9,8 +9,9 @@
  */
 import { formatUnits } from "../shared/domain/amount.ts";
 import { fmt, isSmoke, percentile, printResult, saveResult } from "./lib/report.ts";
-import { argNumber, benchAddress, chainDriver, createBenchEnv, headClock, insertWatched, listenNotes, phase, sleep, startRoles } from "./lib/bench-env.ts";
+import { argNumber, benchAddress, chainDriver, createBenchEnv, headClock, insertWatched, listenNotes, phase, runMain, sleep, startRoles } from "./lib/bench-env.ts";
 import { startProfile, stopProfile } from "./lib/profile.ts";
+import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 
 const smoke = isSmoke();
 const N = argNumber("deposits", smoke ? 300 : 10_000);
@@ -73,7 +74,9 @@ async function main() {
     phase(`all ${N} status-2 received`);
     await startProfile();
     const t0 = await header;
+    const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
     const got = await finals;
+    const cpuUse = cpu.stop();
     await stopProfile("confirm");
     phase(`all ${N} finals received`);
     mining = false;
@@ -105,6 +108,7 @@ async function main() {
       params: { deposits: N, confirm_height: CONFIRM, block_interval_ms: INTERVAL, per_tx: PER_TX },
       notes: [
         `first final after ${fmt(Math.min(...lat), 0)} ms, last after ${fmt(Math.max(...lat), 0)} ms; the ${fmt(N)} status-2 notifications of the block took ${fmt(seenMs)} ms.`,
+        `CPU from the header to the last final, in % of one core (2 cores = 200%): ${describeCpu(cpuUse)}.`,
       ],
       smoke,
     });
@@ -120,4 +124,4 @@ async function main() {
   }
 }
 
-await main();
+runMain(main);

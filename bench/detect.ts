@@ -10,6 +10,7 @@ import { TRANSFER_TOPIC } from "../shared/adapters/chain.ts";
 import { formatUnits } from "../shared/domain/amount.ts";
 import { fmt, isSmoke, printResult, saveResult } from "./lib/report.ts";
 import { startProfile, stopProfile } from "./lib/profile.ts";
+import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 import { argNumber, benchAddress, chainDriver, createBenchEnv, insertWatched, listenNotes, runMain, sleep, startRoles } from "./lib/bench-env.ts";
 
 const smoke = isSmoke();
@@ -74,9 +75,11 @@ async function main() {
       }
     })();
     await startProfile();
+    const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
     const t0 = performance.now();
     watch = await startRoles(env, ["chain-watch"]);
     const notes = await listener.waitCount((b) => b.status === 2, N, 180_000);
+    const cpuUse = cpu.stop();
     await stopProfile("detect");
     const reportedMs = Math.max(...notes.map((n) => n.at)) - t0;
     const committedMs = (await committed) - t0;
@@ -106,7 +109,10 @@ async function main() {
         { metric: "deposits/s committed (MySQL + jobs)", value: fmt(commitRate), raw: fmt(raw), ratio: (commitRate / raw).toFixed(2) },
       ],
       params: { blocks: BLOCKS, per_block: PER_BLOCK, per_tx: PER_TX, watched: WATCHED, deposits: N },
-      notes: [`catch-up of ${N} deposits took ${fmt(reportedMs)} ms to the last notification (${fmt(committedMs)} ms to the last commit); the raw scan took ${fmt(rawMs)} ms.`],
+      notes: [
+        `catch-up of ${N} deposits took ${fmt(reportedMs)} ms to the last notification (${fmt(committedMs)} ms to the last commit); the raw scan took ${fmt(rawMs)} ms.`,
+        `CPU during the catch-up, in % of one core (2 cores = 200%): ${describeCpu(cpuUse)}.`,
+      ],
       smoke,
     });
     printResult(result);

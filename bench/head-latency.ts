@@ -10,6 +10,7 @@
 import { fmt, isSmoke, percentile, printResult, saveResult } from "./lib/report.ts";
 import { argNumber, benchAddress, chainDriver, createBenchEnv, headClock, insertWatched, listenNotes, runMain, sleep, startRoles } from "./lib/bench-env.ts";
 import { startProfile, stopProfile } from "./lib/profile.ts";
+import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 
 const smoke = isSmoke();
 const SAMPLES = argNumber("samples", smoke ? 5 : 200);
@@ -41,6 +42,7 @@ async function main() {
     const total: number[] = [];
     const raw: number[] = [];
     await startProfile();
+    const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
     for (let s = 0; s < WARMUP + SAMPLES; s++) {
       const to = benchAddress(2, (s * 7919) % WATCHED);
       const [tx] = await chain.mintMany([to], () => 1_000_000n + BigInt(s));
@@ -57,6 +59,7 @@ async function main() {
       // blocks at irregular intervals, never aligned with a poll or a timer
       await sleep(50 + ((s * 37) % 150));
     }
+    const cpuUse = cpu.stop();
     await stopProfile("head-latency");
 
     const p50 = percentile(total, 50);
@@ -77,7 +80,10 @@ async function main() {
         { metric: "p99 ms", value: fmt(p99, 1), raw: fmt(r99, 1), ratio: (p99 / r99).toFixed(1), target: "<= 500 ms", met: p99 <= 500 },
       ],
       params: { samples: SAMPLES, watched: WATCHED, poll_interval_ms: env.config.chains.ETH!.poll_interval_ms },
-      notes: [`max ${fmt(Math.max(...total), 1)} ms (raw max ${fmt(Math.max(...raw), 1)} ms) over ${SAMPLES} blocks; ratios here are value / raw (lower is better).`],
+      notes: [
+        `max ${fmt(Math.max(...total), 1)} ms (raw max ${fmt(Math.max(...raw), 1)} ms) over ${SAMPLES} blocks; ratios here are value / raw (lower is better).`,
+        `CPU over the sampling, in % of one core (2 cores = 200%): ${describeCpu(cpuUse)}.`,
+      ],
       smoke,
     });
     printResult(result);

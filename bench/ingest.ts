@@ -7,11 +7,13 @@
  */
 import * as amqp from "amqplib";
 import { Wallet } from "ethers";
-import { createTestEnv, RABBIT_URL } from "../tests/helpers/env.ts";
+import { RABBIT_URL } from "../tests/helpers/env.ts";
 import { signMessage } from "../shared/domain/signature.ts";
 import { createBridge } from "../bridge/main.ts";
 import { fmt, isSmoke, printResult, saveResult } from "./lib/report.ts";
-import { runMain } from "./lib/bench-env.ts";
+import { createBenchEnv, runMain } from "./lib/bench-env.ts";
+import { startProfile, stopProfile } from "./lib/profile.ts";
+import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 
 const smoke = isSmoke();
 const argN = process.argv.indexOf("--n");
@@ -50,7 +52,7 @@ async function rawCeiling(conn: amqp.ChannelModel, bodies: Buffer[]): Promise<nu
 }
 
 async function main() {
-  const env = await createTestEnv();
+  const env = await createBenchEnv({ anvil: false });
   const hot = Wallet.createRandom().address.toLowerCase();
   await env.db.prisma.wallet.create({ data: { chain: "ETH", address: hot, kind: "hot", encryptedKey: "bench", keyId: "bench" } });
   const conn = await amqp.connect(RABBIT_URL);
@@ -84,6 +86,9 @@ async function main() {
       await publishAll(setup, rmq[kind].exchange, rmq[kind].routing[0]!, bodies);
       const before = await counted(kind);
       const bridge = createBridge({ ...env, communicationKey: env.key });
+      await startProfile();
+      const cpu0 = process.cpuUsage();
+      const window = cpuWindow();
       const t0 = performance.now();
       await bridge.start();
       for (;;) {
@@ -91,15 +96,19 @@ async function main() {
         await new Promise((r) => setTimeout(r, 5));
       }
       const rate = (bodies.length / (performance.now() - t0)) * 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const byProcess = window.stop();
+      await stopProfile(`ingest-${kind}`);
       await bridge.stop();
-      return rate;
+      // this process's CPU per request (the bridge's own work): a figure that noise on the machine hardly moves
+      return { rate, cpuUs: (cpu.user + cpu.system) / bodies.length, byProcess };
     };
     const counted = async (kind: string) => {
       const m = await env.metrics.requests.get();
       return m.values.filter((v) => v.labels.kind === kind).reduce((a, v) => a + v.value, 0);
     };
-    const withdrawRate = await measure("withdraw", withdraws);
-    const topupRate = await measure("topup", topups);
+    const { rate: withdrawRate, cpuUs: withdrawCpu, byProcess: withdrawBy } = await measure("withdraw", withdraws);
+    const { rate: topupRate, cpuUs: topupCpu, byProcess: topupBy } = await measure("topup", topups);
     const transfers = await env.db.prisma.transfer.count();
     const jobs = await env.queues.transfer.getJobCountByTypes("waiting", "prioritized", "delayed");
     await setup.close();
@@ -118,7 +127,11 @@ async function main() {
         { metric: "withdraw requests/s (request + transfer + job)", value: fmt(withdrawRate), raw: fmt(raw), ratio: (withdrawRate / raw).toFixed(2), target: `>= ${fmt(target)}/s and >= 0.25 of raw`, met: withdrawRate >= target && withdrawRate / raw >= 0.25 },
         { metric: "topup requests/s (request + watched address)", value: fmt(topupRate), raw: fmt(raw), ratio: (topupRate / raw).toFixed(2), target: `>= ${fmt(target)}/s`, met: topupRate >= target },
       ],
-      params: { n: N, prefetch: PREFETCH },
+      params: { n: N, prefetch: PREFETCH, mysql_pool_size: env.config.mysql_pool_size },
+      notes: [
+        `bridge process CPU per request: withdraw ${fmt(withdrawCpu)} µs, topup ${fmt(topupCpu)} µs (user + system).`,
+        `CPU in % of one core (2 cores = 200%), withdraw: ${describeCpu(withdrawBy)}; topup: ${describeCpu(topupBy)}.`,
+      ],
       smoke,
     });
     printResult(result);

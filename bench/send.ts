@@ -16,6 +16,7 @@ import { decimalToUnits } from "../shared/domain/amount.ts";
 import { fmt, isSmoke, printResult, saveResult } from "./lib/report.ts";
 import { argNumber, benchAddress, type BenchEnv, chainDriver, type ChainDriver, createBenchEnv, phase, runMain, sleep, startRoles } from "./lib/bench-env.ts";
 import { startProfile, stopProfile } from "./lib/profile.ts";
+import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 
 const smoke = isSmoke();
 const ONE = argNumber("one", smoke ? 40 : 2_000);
@@ -127,6 +128,7 @@ async function main() {
       phase(`${label}: ${n} payouts queued`);
       const sentBefore = await sentCount(env);
       await startProfile();
+      const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
       const t0 = performance.now();
       sender = await startRoles(env, ["transfer-sender"]);
       for (;;) {
@@ -134,6 +136,7 @@ async function main() {
         await sleep(10);
       }
       const ms = performance.now() - t0;
+      const cpuUse = cpu.stop();
       await stopProfile(`send-${label}`);
       await sender.stop();
       sender = null;
@@ -141,7 +144,7 @@ async function main() {
       if (failed > 0) throw new Error(`${failed} transfers did not go out`);
       await drainPool(chain);
       phase(`${label}: sent in ${fmt(ms)} ms, raw ${fmt(rawMs)} ms`);
-      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000 };
+      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse) };
     };
 
     const one = await measure("one", wallets.slice(0, 1), rawWallets.slice(0, 1), ONE, 5);
@@ -162,7 +165,7 @@ async function main() {
         { metric: "payouts/s, ten hot wallets", value: fmt(ten.rate), raw: fmt(ten.raw), ratio: (ten.rate / ten.raw).toFixed(2), target: ">= 1,000/s and >= 0.5 of raw", met: ten.rate >= 1000 && ten.rate / ten.raw >= 0.5 },
       ],
       params: { one_wallet: one.n, ten_wallets: ten.n, per_request: PER_REQUEST, block_ms: BLOCK_MS, transfer_concurrency: env.config.workers.transfer_concurrency },
-      notes: [],
+      notes: [`CPU while sending, in % of one core (2 cores = 200%): one wallet: ${one.cpu}; ten wallets: ${ten.cpu}.`],
       smoke,
     });
     printResult(result);

@@ -1,7 +1,8 @@
 /**
  * Consumes the four request queues with a prefetch window and hands messages
- * to the request handler in small batches; acks each message only after the
- * handler has persisted it and enqueued its jobs.
+ * to the request handler in small batches; acks a message only after the
+ * handler has persisted it and enqueued its jobs (several at once, with
+ * `allUpTo`, once every earlier delivery of the channel is done too).
  *
  * Failure modes:
  * - MySQL or Redis down: the batch is retried with backoff while its messages
@@ -37,6 +38,53 @@ interface Pending {
   kind: RequestKind;
   msg: AmqpMessage;
   channel: AmqpChannel;
+  acks: Acker;
+}
+
+/**
+ * Acks of one channel with as few frames as possible. Batches finish in any
+ * order; a delivery is acked only once it is settled, and then with
+ * `allUpTo` for the longest settled run of deliveries: one frame per batch
+ * instead of one per message. A delivery settled on its own (dead-lettered
+ * and acked, or nacked) is no longer outstanding, so a later multiple ack
+ * does not touch it.
+ */
+interface Acker {
+  track(msg: AmqpMessage): void;
+  /** `ack`: this delivery is to be acked; false: it was acked or nacked on its own */
+  settle(msg: AmqpMessage, ack: boolean): void;
+}
+
+function createAcker(channel: AmqpChannel): Acker {
+  const order: number[] = []; // delivery tags in arrival order (ascending on a channel)
+  let head = 0;
+  const settled = new Map<number, { msg: AmqpMessage; ack: boolean }>();
+  return {
+    track(msg) {
+      order.push(msg.fields.deliveryTag);
+    },
+    settle(msg, ack) {
+      settled.set(msg.fields.deliveryTag, { msg, ack });
+      let upTo: AmqpMessage | null = null;
+      while (head < order.length && settled.has(order[head]!)) {
+        const s = settled.get(order[head]!)!;
+        settled.delete(order[head]!);
+        head++;
+        if (s.ack) upTo = s.msg;
+      }
+      if (head > 4096) {
+        order.splice(0, head);
+        head = 0;
+      }
+      if (!upTo) return;
+      try {
+        channel.ack(upTo, true);
+      } catch {
+        // The channel closed meanwhile; RabbitMQ will redeliver and the
+        // handler will see duplicates with the same body.
+      }
+    },
+  };
 }
 
 export function createRequestConsumer(deps: RequestConsumerDeps) {
@@ -93,9 +141,10 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
         deps.onOutcome?.(p.kind, outcome);
         if (outcome.action === "dead") {
           await deadLetter(p, outcome.reason);
+          p.acks.settle(p.msg, false);
           return;
         }
-        safeAck(p);
+        p.acks.settle(p.msg, true);
       }),
     );
   }
@@ -140,13 +189,15 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
       ch.on("error", (err) => deps.logger.warn({ err: String(err) }, "bridge: consumer channel error"));
       await ch.prefetch(deps.prefetch);
       channel = ch;
+      const acks = createAcker(ch);
       consumerTags = [];
       for (const kind of Object.keys(deps.routes) as RequestKind[]) {
         const { consumerTag } = await ch.consume(
           deps.routes[kind].queue,
           (msg) => {
             if (!msg) return; // consumer cancelled by the broker (queue deleted)
-            buffer.push({ kind, msg, channel: ch });
+            acks.track(msg);
+            buffer.push({ kind, msg, channel: ch, acks });
             if (buffer.length >= batchSize) pump();
             else schedule();
           },

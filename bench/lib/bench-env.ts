@@ -19,6 +19,8 @@ import type { Runtime } from "../../cli/runtime.ts";
 type ChainInput = NonNullable<ConfigInput["eth_config"]>;
 
 export interface BenchEnvOptions {
+  /** start an anvil with the test token (default true) */
+  anvil?: boolean;
   /** extra anvil arguments, e.g. a higher block gas limit */
   anvilArgs?: string[];
   /** chain settings over the production-like defaults */
@@ -33,7 +35,7 @@ export type BenchEnv = TestEnv & { db: Db };
 export async function createBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchEnv> {
   const poolSize = opts.poolSize ?? 10;
   const env = await createTestEnv({
-    anvil: { extraArgs: opts.anvilArgs ?? [] },
+    anvil: opts.anvil === false ? false : { extraArgs: opts.anvilArgs ?? [] },
     config: (c) => {
       const base: ConfigInput = {
         ...c,

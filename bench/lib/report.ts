@@ -61,6 +61,7 @@ export function saveResult(r: Omit<BenchResult, "at" | "commit" | "machine">): B
 export function printResult(r: BenchResult): void {
   console.log(`\n${r.title}${r.smoke ? " (smoke size: not a figure)" : ""}`);
   console.table(r.rows.map((x) => ({ metric: x.metric, value: x.value, raw: x.raw ?? "", ratio: x.ratio ?? "", target: x.target ?? "", met: x.met === undefined ? "" : x.met ? "yes" : "NO" })));
+  for (const n of r.notes ?? []) console.log(`- ${n}`);
 }
 
 export function writeBenchmarksMd(): void {

@@ -25,7 +25,7 @@
 import type { Pool } from "mariadb";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
-import { inTransactionOn, type Conn } from "../../shared/adapters/db/sql.ts";
+import { inTransaction, inTransactionOn, type Conn } from "../../shared/adapters/db/sql.ts";
 import { insertAudit, insertNotifications } from "../../shared/adapters/db/outbox.ts";
 import { addToBalances } from "../../shared/adapters/db/balances.ts";
 import { lockDepositPositions, seenDepositsOfBlock, type DepositRecord } from "../../shared/adapters/db/deposits.ts";
@@ -36,6 +36,12 @@ import type { DepositChainCheck, RpcReceipt } from "./deposit-chain-check.ts";
 
 /** deposits finalised per transaction */
 export const FINAL_CHUNK = 1_000;
+/**
+ * chunk transactions at once: one on the lock's connection, one on a pooled
+ * one (disjoint rows; balance rows are written in a fixed order, so two
+ * chunks crediting the same addresses wait for each other, never deadlock)
+ */
+const COMMITS_IN_FLIGHT = 2;
 const ACTOR = "confirmation";
 
 /** The notification facts of a deposit row. */
@@ -94,36 +100,58 @@ export function createBlockFinalizer(deps: BlockFinalizerDeps) {
       const rows = await seenDepositsOfBlock(deps.pool, row.chain, { number: row.blockNumber, hash: row.blockHash }, deps.decimalsOf, { afterId, limit: FINAL_CHUNK });
       return { due: await verify(rows.filter((s) => s.id !== row.id)), lastId: rows.at(-1)?.id ?? null, full: rows.length === FINAL_CHUNK };
     };
+    const started = performance.now();
     let next: Promise<Page> | null = prepare("0");
     let done = 0;
-    for (let first = true; next; first = false) {
-      const page: Page = await next;
-      // the next page is read and verified while this one commits
-      next = page.full && page.lastId ? prepare(page.lastId) : null;
-      next?.catch(() => undefined); // awaited on the next turn; an early return must not leave it unhandled
-      const chunk = first ? [row, ...page.due] : page.due;
-      if (chunk.length === 0) continue;
+    let stop = false;
+    let ownConflict = false;
+    let failure: unknown = null;
+    const inflight = new Set<Promise<void>>();
+    const commit = async (chunk: DepositRecord[], first: boolean, lane: number) => {
       let finalized: DepositRecord[];
       try {
-        finalized = await finalizeMany(conn, chunk, confirmations);
+        finalized = await finalizeMany(lane === 0 ? conn : null, chunk, confirmations);
       } catch (e) {
         if (!(e instanceof FinalConflictError)) throw e;
         log.warn({ block: row.blockNumber, deposits: chunk.length }, "confirm-deposit: a deposit of the block already has a final notification; finalising one by one");
-        if (first) {
-          await deps.finalizeOne(row, confirmations, log);
-          return 1;
-        }
-        return done;
+        stop = true;
+        ownConflict ||= first;
+        return;
       }
       done += finalized.length;
+      log.debug({ block: row.blockNumber, finalized: done, ms: Math.round(performance.now() - started) }, "confirm-deposit: block chunk committed");
       for (const d of finalized) {
         deps.metrics.deposits.inc({ chain: d.chain, symbol: d.symbol, status: "1" });
         log.info({ deposit: d.id, confirmations, amount: d.amount, symbol: d.symbol, to: d.to }, "confirm-deposit: deposit confirmed and credited");
       }
       if (first && !finalized.some((d) => d.id === row.id)) log.info("confirm-deposit: deposit changed meanwhile; nothing to do");
       if (finalized.length > 0) await deps.wakeOutbox();
+    };
+    for (let first = true, k = 0; next && !stop; first = false) {
+      const page: Page = await next;
+      // the next page is read and verified while this one commits
+      next = page.full && page.lastId ? prepare(page.lastId) : null;
+      next?.catch(() => undefined); // awaited on the next turn; an early exit must not leave it unhandled
+      const chunk = first ? [row, ...page.due] : page.due;
+      if (chunk.length === 0) continue;
+      while (inflight.size >= COMMITS_IN_FLIGHT) await Promise.race(inflight);
+      if (stop) break;
+      const p: Promise<void> = commit(chunk, first, k++ % COMMITS_IN_FLIGHT)
+        .catch((e: unknown) => {
+          failure ??= e;
+          stop = true;
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
     }
-    if (done > 1) log.info({ block: row.blockNumber, finalized: done }, "confirm-deposit: finalised the block's due deposits together");
+    await Promise.all(inflight);
+    if (failure) throw failure;
+    if (ownConflict) {
+      // as the single-row path always did: a PermanentError if the conflict is this row's own
+      await deps.finalizeOne(row, confirmations, log);
+      return done + 1;
+    }
+    if (done > 1) log.info({ block: row.blockNumber, finalized: done, ms: Math.round(performance.now() - started) }, "confirm-deposit: finalised the block's due deposits together");
     return done;
   }
 
@@ -176,13 +204,14 @@ export function createBlockFinalizer(deps: BlockFinalizerDeps) {
     };
   }
 
-  /** One transaction for a chunk (all of one block); redone under row locks if a row moved meanwhile. */
-  async function finalizeMany(on: Conn, rows: DepositRecord[], confirmations: number): Promise<DepositRecord[]> {
+  /** One transaction for a chunk (all of one block), on `on` or a pooled connection; redone under row locks if a row moved meanwhile. */
+  async function finalizeMany(on: Conn | null, rows: DepositRecord[], confirmations: number): Promise<DepositRecord[]> {
+    const tx = (fn: (conn: Conn) => Promise<DepositRecord[]>) => (on ? inTransactionOn(on, fn) : inTransaction(deps.pool, fn));
     try {
-      return await inTransactionOn(on, (conn) => writeFinal(conn, rows, confirmations, false));
+      return await tx((conn) => writeFinal(conn, rows, confirmations, false));
     } catch (e) {
       if (!(e instanceof RowsMovedError)) throw e;
-      return inTransactionOn(on, (conn) => writeFinal(conn, rows, confirmations, true));
+      return tx((conn) => writeFinal(conn, rows, confirmations, true));
     }
   }
 
@@ -209,7 +238,10 @@ export function createBlockFinalizer(deps: BlockFinalizerDeps) {
     const nowMs = deps.now();
     // independent statements, pipelined on the connection
     const [, written] = await Promise.all([
-      addToBalances(conn, ok.map((r) => ({ chain: r.chain, address: r.to, symbol: r.symbol, delta: r.amount }))),
+      addToBalances(
+        conn,
+        ok.map((r) => ({ chain: r.chain, address: r.to, symbol: r.symbol, delta: r.amount })).sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.symbol < b.symbol ? -1 : 1)),
+      ),
       insertNotifications(conn, ok.map((r) => depositNotification(depositFacts(r, confirmations), 1, nowMs))),
       insertAudit(
         conn,

@@ -58,8 +58,9 @@ async function transactionLoop<T>(acquire: () => Promise<Conn>, release: boolean
   for (let attempt = 1; ; attempt++) {
     const conn = await acquire();
     try {
-      if (isolation) await conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`);
-      await conn.beginTransaction();
+      // pipelined: one round trip for both
+      if (isolation) await Promise.all([conn.query(`SET TRANSACTION ISOLATION LEVEL ${isolation}`), conn.beginTransaction()]);
+      else await conn.beginTransaction();
       const result = await fn(conn);
       await conn.commit();
       return result;

@@ -1,0 +1,98 @@
+/**
+ * Confirming a block's deposits together: when the confirming head arrives,
+ * chain-watch wakes one confirmation job of the due block (the jobs' own
+ * timers are minutes away here), that run finalises every deposit of the
+ * block at once, and every deposit is still final exactly once with its
+ * exact amount credited, however many jobs and workers run.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createTestEnv, type TestEnv } from "../helpers/env.ts";
+import { eventually } from "../helpers/rabbit.ts";
+import { chainTools, startDepositStack, type ChainTools, type DepositStack } from "../helpers/deposit-stack.ts";
+import { createConfirmationWorker } from "../../workers/confirmation/main.ts";
+import { formatUnits } from "../../shared/domain/amount.ts";
+
+let env: TestEnv;
+let stack: DepositStack;
+let chain: ChainTools;
+let second: ReturnType<typeof createConfirmationWorker>;
+const CONFIRM = 3;
+
+before(async () => {
+  // block_time_ms of a minute: the jobs' own timers fire minutes after the deposits are due
+  env = await createTestEnv({ anvil: true, config: (c) => ({ ...c, eth_config: { ...c.eth_config!, confirm_height: CONFIRM, block_time_ms: 60_000 } }) });
+  chain = await chainTools(env);
+  stack = await startDepositStack(env);
+  second = createConfirmationWorker(env);
+  await second.start();
+});
+
+after(async () => {
+  await second?.stop();
+  await stack?.stop();
+  chain?.close();
+  await env?.cleanup();
+});
+
+const address = (block: number, i: number) => `0x${block.toString(16).padStart(2, "0")}${i.toString(16).padStart(38, "0")}`;
+
+/** One block with a deposit to each address (the first one twice); returns the block number. */
+async function depositBlock(tag: number, count: number): Promise<{ block: number; to: string[]; units: bigint[] }> {
+  const to = Array.from({ length: count }, (_, i) => address(tag, i + 1));
+  await env.db.prisma.watchedAddress.createMany({ data: to.map((a) => ({ chain: "ETH", symbol: "USDT", address: a })) });
+  const recipients = [...to, to[0]!];
+  const units = recipients.map((_, i) => 1_000_000n + BigInt(i) * 1_001n);
+  const tx = await chain.usdt.getFunction("mintMany")(recipients, units);
+  const receipt = (await tx.wait())!;
+  assert.equal(receipt.logs.length, recipients.length);
+  await eventually(() => stack.biz.received("topup").filter((n) => n.status === 2 && n.block_height === receipt.blockNumber).length === recipients.length);
+  return { block: receipt.blockNumber!, to: recipients, units };
+}
+
+const finalsOf = (block: number) => stack.biz.received("topup").filter((n) => n.status === 1 && n.block_height === block);
+
+test("the confirming head finalises every deposit of the due block at once, each exactly once, credited exactly", async () => {
+  const { block, to, units } = await depositBlock(0xb1, 30);
+  await chain.mine(CONFIRM);
+  // 31 finals within seconds: only the head-driven wake-up can do that (the timers are minutes away)
+  await eventually(() => finalsOf(block).length === to.length);
+
+  const deposits = await env.db.prisma.deposit.findMany({ where: { blockNumber: block }, orderBy: { id: "asc" } });
+  assert.equal(deposits.length, to.length);
+  assert.ok(deposits.every((d) => d.state === "confirmed" && d.confirmations >= CONFIRM));
+  // one run did it: the first deposit's job finalised the whole block
+  const job = await env.queues.confirm.getJob(`deposit-${deposits[0]!.id}`);
+  assert.equal((job?.returnvalue as { finalized_with_block?: number } | undefined)?.finalized_with_block, to.length);
+
+  // the siblings' own jobs, run now, change nothing
+  await env.queues.confirm.promoteJobs();
+  await eventually(async () => (await env.queues.confirm.getJobCounts("delayed", "waiting", "active")).delayed === 0);
+  await eventually(async () => {
+    const c = await env.queues.confirm.getJobCounts("waiting", "active");
+    return c.waiting === 0 && c.active === 0;
+  });
+  assert.equal(new Set(finalsOf(block).map((n) => n.notification_id)).size, to.length);
+  assert.equal(finalsOf(block).length, to.length);
+
+  const expected = new Map<string, bigint>();
+  to.forEach((a, i) => expected.set(a, (expected.get(a) ?? 0n) + units[i]!));
+  for (const [a, sum] of expected) {
+    const b = await env.db.prisma.balance.findFirstOrThrow({ where: { address: a, symbol: "USDT" } });
+    assert.equal(b.amount.toFixed(), formatUnits(sum, 6), `balance of ${a}`);
+  }
+  assert.ok(stack.biz.allSigned());
+});
+
+test("every job of a due block running at once on two workers still finalises each deposit once", async () => {
+  const { block, to } = await depositBlock(0xb2, 20);
+  // the timers fire together with the wake-up: every job of the block runs now, on either worker
+  await chain.mine(CONFIRM);
+  await env.queues.confirm.promoteJobs();
+  await eventually(() => finalsOf(block).length >= to.length);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(finalsOf(block).length, to.length);
+  const ids = (await env.db.prisma.deposit.findMany({ where: { blockNumber: block }, select: { id: true } })).map((d) => d.id);
+  assert.equal(await env.db.prisma.notification.count({ where: { dedupeKey: { in: ids.map((id) => `deposit-${id}-1`) } } }), to.length);
+  assert.equal(await env.db.prisma.deposit.count({ where: { blockNumber: block, state: "confirmed" } }), to.length);
+});
