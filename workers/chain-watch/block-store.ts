@@ -12,10 +12,10 @@
  * unique (chain, tx_hash, log_index) key backs that up.
  */
 import type { Pool } from "mariadb";
-import { inTransaction, type Conn } from "../../shared/adapters/db/sql.ts";
+import { inTransaction, placeholders, type Conn } from "../../shared/adapters/db/sql.ts";
 import { insertAudit, insertNotifications, type AuditEntry } from "../../shared/adapters/db/outbox.ts";
 import { applyMoveSteps, insertDeposits, lockDepositsOfTxs, seenDepositsAbove, type DecimalsOf } from "../../shared/adapters/db/deposits.ts";
-import { planDeposits, type Conflict, type FoundDeposit } from "../../shared/domain/deposit-match.ts";
+import { planDeposits, type Conflict, type FoundDeposit, type StoredDeposit } from "../../shared/domain/deposit-match.ts";
 import { depositNotification } from "../../shared/domain/notifications.ts";
 import { formatUnits } from "../../shared/domain/amount.ts";
 import type { BlockRef } from "../../shared/domain/reorg.ts";
@@ -81,10 +81,10 @@ export function createBlockStore(opts: BlockStoreOptions) {
    * Plan and write deposits found in canonical blocks: follow re-mined
    * rows, insert new ones with their status-2 notification, audit all.
    */
-  async function writeDeposits(conn: Conn, found: MatchedDeposit[], head: number): Promise<DepositWrite> {
+  async function writeDeposits(conn: Conn, found: MatchedDeposit[], head: number, locked?: StoredDeposit[]): Promise<DepositWrite> {
     const out: DepositWrite = { inserted: [], moved: [], conflicts: [] };
     if (found.length === 0) return out;
-    const stored = await lockDepositsOfTxs(conn, chain, found.map((f) => f.txHash), decimalsOf);
+    const stored = locked ?? (await lockDepositsOfTxs(conn, chain, found.map((f) => f.txHash), decimalsOf));
     const plan = planDeposits(found, stored);
     const byFound = new Map<FoundDeposit, MatchedDeposit>(found.map((f) => [f, f]));
     await applyMoveSteps(conn, plan.steps);
@@ -199,24 +199,37 @@ export function createBlockStore(opts: BlockStoreOptions) {
     },
 
     /**
-     * One block, one transaction: its deposits and their notifications,
-     * the block in the window (older ones pruned) and the cursor.
+     * Consecutive blocks (each the parent of the next, the first a child of
+     * the cursor), one transaction: their deposits and notifications, the
+     * blocks in the window (older ones pruned) and the cursor onto the last.
+     * Nothing is skipped and nothing half-written: the cursor moves over
+     * exactly the blocks whose deposits commit with it.
      */
-    async commitBlock(cursor: BlockRef, block: ScannedBlock, head: number): Promise<DepositWrite> {
+    async commitBlocks(cursor: BlockRef, blocks: ScannedBlock[], head: number): Promise<DepositWrite> {
+      const last = blocks.at(-1);
+      if (!last) throw new Error("commitBlocks needs at least one block");
+      const found = blocks.flatMap((b) => b.deposits);
       return inTransaction(pool, async (conn) => {
-        await lockCursor(conn, cursor);
-        const written = await writeDeposits(conn, block.deposits, head);
+        // pipelined: the cursor check and the deposit-row locks go out together
+        const [, stored] = await Promise.all([lockCursor(conn, cursor), lockDepositsOfTxs(conn, chain, found.map((f) => f.txHash), decimalsOf)]);
+        const written = await writeDeposits(conn, found, head, stored);
         // pipelined; any failure rolls the whole transaction back
         await Promise.all([
           conn.query(
-            "INSERT INTO chain_block (chain, number, hash, parent_hash) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE hash = VALUES(hash), parent_hash = VALUES(parent_hash), created_at = NOW(3)",
-            [chain, block.number, block.hash, block.parentHash],
+            `INSERT INTO chain_block (chain, number, hash, parent_hash) VALUES ${placeholders(blocks.length, 4)}
+             ON DUPLICATE KEY UPDATE hash = VALUES(hash), parent_hash = VALUES(parent_hash), created_at = NOW(3)`,
+            blocks.flatMap((b) => [chain, b.number, b.hash, b.parentHash]),
           ),
-          conn.query("DELETE FROM chain_block WHERE chain = ? AND number <= ?", [chain, block.number - opts.window]),
-          moveCursor(conn, cursor, { number: block.number, hash: block.hash }),
+          conn.query("DELETE FROM chain_block WHERE chain = ? AND number <= ?", [chain, last.number - opts.window]),
+          moveCursor(conn, cursor, { number: last.number, hash: last.hash }),
         ]);
         return written;
       });
+    },
+
+    /** One block, one transaction (see commitBlocks). */
+    async commitBlock(cursor: BlockRef, block: ScannedBlock, head: number): Promise<DepositWrite> {
+      return this.commitBlocks(cursor, [block], head);
     },
 
     /**

@@ -6,8 +6,10 @@
  * (nodes do return incomplete logs near the head).
  *
  * Nothing between the cursor and the head is ever skipped: the cursor only
- * moves in the same MySQL transaction that stores a block's deposits, one
- * block at a time, and only onto a block whose parent is the cursor.
+ * moves in the same MySQL transaction that stores the deposits of the
+ * blocks it moves over (one, or a run of already-prepared consecutive blocks
+ * while catching up), each block the child of the one before, the first the
+ * child of the cursor.
  */
 import type { ChainConfig } from "../../shared/config/schema.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -36,6 +38,9 @@ export interface ChainScannerDeps {
 const ANCESTOR_PAGE = 32;
 /** blocks whose due confirmations are woken at most per head (after a long pause, timers do the rest) */
 const MAX_PROMOTE_BLOCKS = 64;
+/** while catching up, prepared blocks committed in one transaction, at most */
+const MAX_BLOCKS_PER_COMMIT = 8;
+const MAX_DEPOSITS_PER_COMMIT = 2_000;
 
 export function createChainScanner(deps: ChainScannerDeps) {
   const { chain, source, store, logger } = deps;
@@ -197,12 +202,15 @@ export function createChainScanner(deps: ChainScannerDeps) {
     failed: () => unknown,
   ): Promise<"reorg" | undefined> {
     const inflight = new Map<number, Promise<ScannedBlock | null>>();
+    /** prepared blocks already resolved, so several can commit together */
+    const ready = new Map<number, ScannedBlock | null>();
     let next = cursor!.number + 1;
     const fill = () => {
       while (next <= to && inflight.size < chain.catchup_concurrency) {
-        const p = prepare(next);
-        p.catch(() => undefined); // awaited below; a rejection left behind must not go unhandled
-        inflight.set(next++, p);
+        const n = next++;
+        const p = prepare(n);
+        p.then((b) => ready.set(n, b)).catch(() => undefined); // awaited below; a rejection left behind must not go unhandled
+        inflight.set(n, p);
       }
     };
     while (cursor!.number < to && !shouldStop() && !failed()) {
@@ -210,12 +218,27 @@ export function createChainScanner(deps: ChainScannerDeps) {
       const n = cursor!.number + 1;
       const pending = inflight.get(n);
       if (!pending) return;
-      inflight.delete(n);
       const block = await pending;
       if (!block) return; // the node does not serve it (yet); next tick
       if (!extendsChain(cursor!, block)) return "reorg";
-      const written = await store.commitBlock(cursor!, block, head);
-      cursor = { number: block.number, hash: block.hash };
+      // catching up: blocks already prepared behind this one commit with it
+      const blocks = [block];
+      let deposits = block.deposits.length;
+      for (let m = n + 1; blocks.length < MAX_BLOCKS_PER_COMMIT && ready.get(m) && deposits < MAX_DEPOSITS_PER_COMMIT; m++) {
+        const b = ready.get(m)!;
+        if (!extendsChain(blocks.at(-1)!, b)) break; // a reorg: the next turn handles it
+        blocks.push(b);
+        deposits += b.deposits.length;
+      }
+      for (const b of blocks) {
+        inflight.delete(b.number);
+        ready.delete(b.number);
+      }
+      const t0 = now();
+      const written = await store.commitBlocks(cursor!, blocks, head);
+      const last = blocks.at(-1)!;
+      logger.debug({ from: block.number, to: last.number, deposits, ms: now() - t0 }, "chain-watch: blocks committed");
+      cursor = { number: last.number, hash: last.hash };
       deps.metrics.chainLag.set({ chain: chain.key }, Math.max(head - cursor.number, 0));
       followUp(written);
     }
