@@ -67,8 +67,8 @@ test("node RPC and WebSocket cut during deposits and sends: polling, reconnect, 
   await s.settle(180_000);
   t.diagnostic(`20 payouts and 10 deposits final after ${Date.now() - started} ms`);
   await sleep(2_000);
-  const { redeliveries } = await s.verify();
-  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}`);
+  const { redeliveries, outOfOrder } = await s.verify();
+  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 
   const out = watch.output();
   assert.ok(watch.alive, "the same chain-watch process throughout");

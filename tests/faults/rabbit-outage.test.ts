@@ -82,8 +82,8 @@ test("RabbitMQ cut with requests unacked and notifications pending: redelivered 
   await s.settle(180_000);
   t.diagnostic(`30 payouts and 10 deposits final after ${Date.now() - started} ms`);
   await sleep(2_000);
-  const { redeliveries } = await s.verify();
-  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}`);
+  const { redeliveries, outOfOrder } = await s.verify();
+  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 
   // the held batch came back from the broker and was recognised, message by message
   const dups = await s.env.db.prisma.auditEvent.findMany({ where: { event: "request.duplicate" } });

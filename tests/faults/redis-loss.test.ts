@@ -84,8 +84,8 @@ test("every key under the Redis prefix deleted mid-run: jobs rebuilt from MySQL,
   await s.settle(180_000);
   t.diagnostic(`25 payouts and 15 deposits final after ${Date.now() - started} ms`);
   await new Promise((r) => setTimeout(r, 2_000));
-  const { redeliveries } = await s.verify();
-  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}`);
+  const { redeliveries, outOfOrder } = await s.verify();
+  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 
   const confirmation = s.procs.processes().filter((p) => p.roles.includes("confirmation"));
   assert.equal(confirmation.length, 1, "the confirmation process was never restarted");

@@ -54,8 +54,8 @@ test("two processes of every role: each deposit reported once, each payout sent 
   await s.settle(240_000);
   t.diagnostic(`20 payouts and 10 deposits final after ${Date.now() - started} ms`);
   await new Promise((r) => setTimeout(r, 2_000)); // room for a late duplicate to show up
-  const { redeliveries } = await s.verify();
-  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}`);
+  const { redeliveries, outOfOrder } = await s.verify();
+  t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 
   // chain-watch: exactly one leader, no overlap ever detected at the cursor
   const watchers = s.procs.processes().filter((p) => p.roles.includes("chain-watch"));
