@@ -57,10 +57,16 @@ test("two processes of every role: each deposit reported once, each payout sent 
   const { redeliveries, outOfOrder } = await s.verify();
   t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 
-  // chain-watch: exactly one leader, no overlap ever detected at the cursor
+  // chain-watch: one leader at a time (the other stands by), and the cursor
+  // guard never caught two scanners committing the same block
   const watchers = s.procs.processes().filter((p) => p.roles.includes("chain-watch"));
   const leaders = watchers.filter((p) => p.output().includes("chain-watch: leading this chain"));
-  assert.equal(leaders.length, 1, "one chain-watch process led the chain");
+  t.diagnostic(`chain-watch processes that led: ${leaders.map((p) => p.name).join(", ")}`);
+  assert.ok(leaders.length >= 1);
+  if (leaders.length > 1) {
+    // only a hand-over (a lease lapsed on a stalled event loop) may give a second leader
+    assert.ok(leaders.some((p) => p.output().includes("lost the leader lease; standing by")), "two leaders without a hand-over");
+  }
   for (const p of watchers) assert.ok(!p.output().includes("cursor moved by another scanner"), `${p.name} found the cursor moved by another scanner`);
   const seen = await s.env.db.prisma.auditEvent.groupBy({ by: ["subjectId"], where: { event: "deposit.seen" }, _count: true });
   assert.equal(seen.length, 10);
