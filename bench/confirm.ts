@@ -72,8 +72,8 @@ async function main() {
     await listener.waitCount((b) => b.status === 2, N, 180_000);
     const seenMs = performance.now() - tSeen;
     phase(`all ${N} status-2 received`);
-    await startProfile();
     const t0 = await header;
+    await startProfile();
     const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
     const got = await finals;
     const cpuUse = cpu.stop();

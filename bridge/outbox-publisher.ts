@@ -79,22 +79,41 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
     return ch;
   }
 
-  /** Claim the next pending rows (a lease in one UPDATE ... ORDER BY id LIMIT) and read them. */
+  /**
+   * Claim the next pending rows (a lease in one UPDATE ... ORDER BY id
+   * LIMIT) and read them. The claim runs READ COMMITTED: under REPEATABLE
+   * READ its index walk would wait for every open transaction that is
+   * inserting notifications (a block being committed, a batch of deposits
+   * being finalised) and lock the gap after the last pending row against new
+   * ones; READ COMMITTED skips rows not yet committed (they are claimed next
+   * time) and takes no gap locks. Two claimers still never take the same row:
+   * a row locked by one is re-checked by the other against its committed
+   * claim and skipped.
+   */
   async function claimBatch(): Promise<Row[]> {
     if (!deps.amqp.connected) return [];
     const claim = `${owner}-${randomUUID().slice(0, 8)}`;
-    const claimed = (await deps.pool.query(
-      `UPDATE notification SET claimed_by = ?, claimed_until = NOW(3) + INTERVAL ? MICROSECOND
-       WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < NOW(3)) ORDER BY id LIMIT ?`,
-      [claim, leaseMs * 1000, batchSize],
-    )) as { affectedRows: number };
-    if (Number(claimed.affectedRows) === 0) return [];
-    return (await deps.pool.query(
-      // LIMIT: the claim took the first pending rows in id order, so the (state, id) index walk stops
-      // right after them instead of reading every pending row (thousands after a big block)
-      "SELECT id, kind, dedupe_key, queue_id, address, status, body FROM notification WHERE claimed_by = ? AND state = 'pending' ORDER BY id LIMIT ?",
-      [claim, batchSize],
-    )) as Row[];
+    const conn = await deps.pool.getConnection();
+    try {
+      // pipelined; SET TRANSACTION applies to the next statement's (autocommit) transaction only
+      const [, claimed] = (await Promise.all([
+        conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+        conn.query(
+          `UPDATE notification SET claimed_by = ?, claimed_until = NOW(3) + INTERVAL ? MICROSECOND
+           WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < NOW(3)) ORDER BY id LIMIT ?`,
+          [claim, leaseMs * 1000, batchSize],
+        ),
+      ])) as [unknown, { affectedRows: number }];
+      if (Number(claimed.affectedRows) === 0) return [];
+      return (await conn.query(
+        // LIMIT: the claim took the first pending rows in id order, so the (state, id) index walk stops
+        // right after them instead of reading every pending row (thousands after a big block)
+        "SELECT id, kind, dedupe_key, queue_id, address, status, body FROM notification WHERE claimed_by = ? AND state = 'pending' ORDER BY id LIMIT ?",
+        [claim, batchSize],
+      )) as Row[];
+    } finally {
+      await conn.release();
+    }
   }
 
   /** Publish rows in id order (back to back on one channel), then wait for every confirm. Never throws. */

@@ -1,11 +1,13 @@
 /**
  * Handing deposits to the confirmation worker through the job registry.
  *
- * New deposits get a `confirm-deposit` job delayed until one block after
- * they are due (remaining blocks + 1, x block time): chain-watch wakes one
- * job per block as soon as the confirming head arrives and that run
- * finalises the whole block, so the timers are the fallback and should not
- * fire, thousands at once, just before. Deposits a reorg put in doubt must be
+ * New deposits get a `confirm-deposit` job delayed until a margin after
+ * they are due (remaining blocks x block time, plus a block and at least
+ * FALLBACK_MARGIN_MS): chain-watch wakes one job per block as soon as the
+ * confirming head arrives and that run finalises the whole block, so the
+ * timers are only the fallback (chain-watch down, a lost wake-up) and must
+ * not fire, thousands at once, while that run is still busy with the block
+ * (on a fast chain one block is not enough). Deposits a reorg put in doubt must be
  * re-checked at once: their existing job is promoted (delayed), retried
  * (failed) or added again (missing, e.g. Redis was flushed). Adding is
  * idempotent (deterministic job id) and the processor re-reads the row, so
@@ -16,6 +18,10 @@ import { enqueue, enqueueMany, jobIdFor, type Queues } from "../../shared/jobs/r
 import { confirmDelayMs } from "../../shared/domain/confirmations.ts";
 
 const short = (s: string) => `${s.slice(0, 10)}…`;
+
+/** how long after the expected due time a job's own timer fires (the head-driven wake-up comes first) */
+const FALLBACK_MARGIN_MS = 5_000;
+const MAX_DELAY_MS = 10 * 60_000;
 
 /** Dashboard name of a deposit's job: `USDT 0x4e5b2e1d… tx 0x12ab34cd…`. */
 export const depositJobLabel = (d: { symbol: string; to: string; txHash: string }) => `${d.symbol} ${short(d.to)} tx ${short(d.txHash)}`;
@@ -33,7 +39,7 @@ export async function enqueueConfirmations(queues: Queues, deposits: NewDepositJ
   const byDelay = new Map<number, NewDepositJob[]>();
   for (const d of deposits) {
     const remaining = d.blockNumber + confirmHeight - head;
-    const delay = remaining > 0 ? confirmDelayMs(remaining + 1, blockTimeMs) : 0;
+    const delay = remaining > 0 ? Math.min(confirmDelayMs(remaining, blockTimeMs) + Math.max(blockTimeMs, FALLBACK_MARGIN_MS), MAX_DELAY_MS) : 0;
     byDelay.set(delay, [...(byDelay.get(delay) ?? []), d]);
   }
   for (const [delay, group] of byDelay) {

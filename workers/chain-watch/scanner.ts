@@ -156,7 +156,10 @@ export function createChainScanner(deps: ChainScannerDeps) {
     const after = Math.max(promotedThrough, due - MAX_PROMOTE_BLOCKS);
     try {
       const first = await store.firstSeenOfBlocks(after, due);
-      if (first.length > 0) await recheckNow(deps.queues, first);
+      if (first.length > 0) {
+        await recheckNow(deps.queues, first);
+        logger.debug({ head, due, deposits: first.map((d) => d.id) }, "chain-watch: woke the confirmation of newly due blocks");
+      }
       promotedThrough = due;
     } catch (e) {
       logger.warn({ err: describeError(e) }, "chain-watch: could not wake due confirmations; their timers will");
