@@ -109,6 +109,15 @@ async function main() {
       notes: [
         `first final after ${fmt(Math.min(...lat), 0)} ms, last after ${fmt(Math.max(...lat), 0)} ms; the ${fmt(N)} status-2 notifications of the block took ${fmt(seenMs)} ms.`,
         `CPU from the header to the last final, in % of one core (2 cores = 200%): ${describeCpu(cpuUse)}.`,
+        "Before this work the same run measured p99 ≈ 106 s: each of the 10,000 jobs woke on its own timer, fetched its transaction's " +
+          "500-log receipt, and committed alone. Now chain-watch wakes one confirmation job per newly due block as the head arrives (the jobs' " +
+          "own timers fire a margin later, as the fallback); that run holds the block's MySQL named lock and finalises every due sibling after " +
+          "the same checks as its own (receipts fetched once per transaction), in chunks of 1,000 deposits (two transactions in flight, the next " +
+          "page read and verified meanwhile); siblings' jobs later find their rows confirmed. The outbox claims READ COMMITTED and drains pipelined.",
+        "What bounds it: MariaDB write throughput on the shared two cores. Each final is about eight row operations (deposit state, book " +
+          "balance, status-1 notification, audit event; then the outbox's claim, `sent` and audit), some twenty index changes; chunks commit at " +
+          "roughly 7,000 to 9,000 deposits/s here. Fewer rows per final (e.g. the `notification.sent` audit row repeats the notification's own " +
+          "sent_at) or a MariaDB with cores of its own would lift it.",
       ],
       smoke,
     });

@@ -131,6 +131,13 @@ async function main() {
       notes: [
         `bridge process CPU per request: withdraw ${fmt(withdrawCpu)} µs, topup ${fmt(topupCpu)} µs (user + system).`,
         `CPU in % of one core (2 cores = 200%), withdraw: ${describeCpu(withdrawBy)}; topup: ${describeCpu(topupBy)}.`,
+        "What bounds withdraw: CPU. Per request the bridge verifies an HMAC over canonical JSON, parses losslessly and validates, builds and " +
+          "escapes its share of four multi-row INSERTs (request, transfer, two audit rows) and adds one BullMQ job per transfer (addBulk, its " +
+          "Redis scripts and the garbage they leave are about a third of the bridge's CPU for withdraws, as profiles show: compare topup, which has no job); " +
+          "RabbitMQ, MariaDB and Redis share the same two cores. Changed in this work: acks go out with allUpTo once a run of deliveries is " +
+          "settled (one frame per batch instead of one per message, less work for RabbitMQ too) and SET TRANSACTION is pipelined with BEGIN. " +
+          "What would lift it: cores of its own for the bridge (it scales out: bridge processes share the request queues), one job per batch of " +
+          "transfers of a wallet instead of one per transfer (the sender drains a wallet in batches anyway), fewer audit rows per request.",
       ],
       smoke,
     });

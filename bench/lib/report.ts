@@ -78,6 +78,12 @@ export function writeBenchmarksMd(): void {
     "measures its raw ceiling in the same run, so the ratio survives a noisy machine. Figures, not assertions:",
     "the test suite has no timing assertions.",
     "",
+    "- all: `npm run bench` (each full benchmark takes under about three minutes); one: `npx tsx bench/<name>.ts`",
+    "- CI: `npm run bench:smoke` runs every script at a tiny size and writes nothing",
+    "- the CPU of each process during the measured window is in each benchmark's notes (2 cores = 200%)",
+    "- profile the measured section only: `BENCH_PROFILE=/tmp/prof npx tsx bench/<name>.ts`, then",
+    "  `npx tsx bench/lib/profile-summary.ts /tmp/prof/<name>.cpuprofile 30 --ours` (self time charged to this project's functions)",
+    "",
     "| benchmark | result | raw ceiling (same run) | ratio | target | met |",
     "|---|---|---|---|---|---|",
   ];
