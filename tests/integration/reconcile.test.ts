@@ -69,3 +69,17 @@ test("a completed job whose row still needs work is replaced", async () => {
   assert.ok(r.added["send-transfer"]! >= 1);
   assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "waiting");
 });
+
+test("a job left without its queue (its hash in no list: state unknown) is replaced", async () => {
+  await env.queues.transfer.obliterate({ force: true });
+  const t = await transfer("q-orphan", "queued");
+  const job = await enqueue(env.queues, "send-transfer", { transferId: t.id.toString() });
+  // the queue's lists are gone but the job's hash is not (partial key loss, eviction)
+  const probe = env.redis.create("orphan-probe");
+  await probe.del(`${env.redis.prefix}:transfer:wait`);
+  await probe.quit();
+  assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "unknown");
+  const r = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
+  assert.ok(r.added["send-transfer"]! >= 1);
+  assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "waiting");
+});

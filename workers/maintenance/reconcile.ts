@@ -8,7 +8,8 @@
  *   transfer sent | mined    -> confirm-transfer
  *   deposit seen             -> confirm-deposit
  * Jobs have deterministic ids, so adding one that exists is a no-op; a
- * completed job whose row still needs work is removed and added again.
+ * completed job whose row still needs work, or one orphaned in no queue
+ * list, is removed and added again.
  * Failed jobs are left alone: they wait for an operator's retry (Bull Board
  * or `payment retry`). Processors are idempotent, so an extra run is harmless.
  */
@@ -38,7 +39,9 @@ async function ensureJobs<T extends Kind>(queues: Queues, type: T, payloads: Job
         return;
       }
       const state = await job.getState();
-      if (state === "completed") {
+      // "unknown": the job's hash outlived its queue's lists (keys lost one by
+      // one, e.g. evicted); no worker will ever see it, so it counts as missing.
+      if (state === "completed" || state === "unknown") {
         await job.remove().catch(() => undefined);
         missing.push(p);
       }

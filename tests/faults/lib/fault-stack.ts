@@ -233,7 +233,20 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
         const missingT = transfers.filter((t) => !transferNotes(t).some((n) => n.status !== 2)).map((t) => `${t.queueId}/${t.orderId}`);
         const missingD = deposits.filter((d) => !depositNotes(d).some((n) => n.status !== 2)).map((d) => d.txHash);
         const rows = await env.db.prisma.transfer.groupBy({ by: ["state"], _count: true });
-        throw new Error(`not settled: transfers without a final notification ${JSON.stringify(missingT)}, deposits ${JSON.stringify(missingD)}; transfer states ${JSON.stringify(rows)}; logs in ${procs.logDir}\n${String(e)}`);
+        // what BullMQ holds for each unfinished row, to tell a lost job from a stuck one
+        const open = await env.db.prisma.transfer.findMany({ where: { state: { notIn: ["confirmed", "failed", "cancelled"] } } });
+        const jobs = await Promise.all(
+          open.map(async (t) => {
+            const state = async (q: "transfer" | "confirm", id: string) => {
+              const job = await env.queues[q].getJob(id);
+              return job ? `${await job.getState()} ${JSON.stringify({ attemptsMade: job.attemptsMade, delay: job.delay, ts: job.timestamp, failed: job.failedReason })}` : "none";
+            };
+            return `transfer ${t.id} ${t.queueId}/${t.orderId} ${t.state}: send ${await state("transfer", `send-${t.id}`)}; confirm ${await state("confirm", `transfer-${t.id}`)}`;
+          }),
+        );
+        throw new Error(
+          `not settled: transfers without a final notification ${JSON.stringify(missingT)}, deposits ${JSON.stringify(missingD)}; transfer states ${JSON.stringify(rows)}; jobs:\n${jobs.join("\n")}\nlogs in ${procs.logDir}\n${String(e)}`,
+        );
       });
     },
     async verify() {
