@@ -38,9 +38,13 @@ export interface ChainScannerDeps {
 const ANCESTOR_PAGE = 32;
 /** blocks whose due confirmations are woken at most per head (after a long pause, timers do the rest) */
 const MAX_PROMOTE_BLOCKS = 64;
-/** while catching up, prepared blocks committed in one transaction, at most */
+/**
+ * While catching up, prepared blocks committed in one transaction, at most
+ * (fewer transactions for runs of small blocks; a block with many deposits
+ * commits alone: bundling those gained little and raised the memory peak).
+ */
 const MAX_BLOCKS_PER_COMMIT = 8;
-const MAX_DEPOSITS_PER_COMMIT = 2_000;
+const MAX_DEPOSITS_PER_COMMIT = 500;
 
 export function createChainScanner(deps: ChainScannerDeps) {
   const { chain, source, store, logger } = deps;
@@ -176,6 +180,7 @@ export function createChainScanner(deps: ChainScannerDeps) {
    */
   async function catchUp(to: number, head: number, shouldStop: () => boolean): Promise<void> {
     let followUps: Promise<void> = Promise.resolve();
+    let pending = 0;
     let failed: unknown = null;
     let outcome: "reorg" | undefined;
     try {
@@ -183,9 +188,12 @@ export function createChainScanner(deps: ChainScannerDeps) {
         to,
         head,
         shouldStop,
-        (written) => {
-          followUps = followUps.then(() => afterWrite(written, head));
+        async (written) => {
+          pending++;
+          followUps = followUps.then(() => afterWrite(written, head)).finally(() => pending--);
           followUps.catch((e: unknown) => (failed ??= e));
+          // at most one block's follow-up behind the commits: Redis slower than MySQL must not pile up blocks in memory
+          if (pending > 1) await followUps.catch(() => undefined);
         },
         () => failed,
       );
@@ -201,7 +209,7 @@ export function createChainScanner(deps: ChainScannerDeps) {
     to: number,
     head: number,
     shouldStop: () => boolean,
-    followUp: (w: DepositWrite) => void,
+    followUp: (w: DepositWrite) => Promise<void>,
     failed: () => unknown,
   ): Promise<"reorg" | undefined> {
     const inflight = new Map<number, Promise<ScannedBlock | null>>();
@@ -227,8 +235,9 @@ export function createChainScanner(deps: ChainScannerDeps) {
       // catching up: blocks already prepared behind this one commit with it
       const blocks = [block];
       let deposits = block.deposits.length;
-      for (let m = n + 1; blocks.length < MAX_BLOCKS_PER_COMMIT && ready.get(m) && deposits < MAX_DEPOSITS_PER_COMMIT; m++) {
+      for (let m = n + 1; blocks.length < MAX_BLOCKS_PER_COMMIT && ready.get(m); m++) {
         const b = ready.get(m)!;
+        if (deposits + b.deposits.length > MAX_DEPOSITS_PER_COMMIT) break;
         if (!extendsChain(blocks.at(-1)!, b)) break; // a reorg: the next turn handles it
         blocks.push(b);
         deposits += b.deposits.length;
@@ -243,7 +252,7 @@ export function createChainScanner(deps: ChainScannerDeps) {
       logger.debug({ from: block.number, to: last.number, deposits, ms: now() - t0 }, "chain-watch: blocks committed");
       cursor = { number: last.number, hash: last.hash };
       deps.metrics.chainLag.set({ chain: chain.key }, Math.max(head - cursor.number, 0));
-      followUp(written);
+      await followUp(written);
     }
   }
 
