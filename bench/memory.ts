@@ -1,10 +1,9 @@
 /**
  * memory: resident memory of a chain-watch process (`node bin/payment.mjs
  * start --role chain-watch`, exactly as deployed) with 1,000,000 watched
- * addresses, while it catches up blocks full of deposits and then follows
- * the head. Measured twice in the same run, first with only the addresses
- * that receive deposits watched and then with the full million, to show
- * what the watch list itself costs.
+ * addresses: following the head through blocks full of deposits, and
+ * catching up a backlog of them. Following is measured first with only the
+ * receiving addresses watched, to show what the watch list itself costs.
  *
  *   npx tsx bench/memory.ts [--smoke] [--watched 1000000] [--catch-up 20] [--follow 15] [--per-block 500]
  */
@@ -41,25 +40,29 @@ async function main() {
   const configFile = path.join(dir, "config.json");
   const { chains: _chains, ...raw } = env.config as unknown as Record<string, unknown>;
   writeFileSync(configFile, JSON.stringify(raw));
-  const perPhase = (CATCH_UP_BLOCKS + FOLLOW_BLOCKS) * PER_BLOCK;
-  // the recipients of both phases are the first addresses of the watch list
+  const followCount = FOLLOW_BLOCKS * PER_BLOCK;
+  const catchUpCount = CATCH_UP_BLOCKS * PER_BLOCK;
+  const small = 2 * followCount + catchUpCount;
+  // every phase's recipients are the first addresses of the watch list
   const recipient = (i: number) => benchAddress(4, i);
   try {
     await chain.setAutomine(false);
-    await insertWatched(env.db, "ETH", "USDT", Array.from({ length: 2 * perPhase }, (_, i) => recipient(i)));
-    const small = await runPhase(env, chain, configFile, 0, perPhase, recipient);
-    phase(`with ${fmt(2 * perPhase)} watched: peak ${small.peakMb} MB`);
+    await insertWatched(env.db, "ETH", "USDT", Array.from({ length: small }, (_, i) => recipient(i)));
+    const followSmall = await runPhase(env, chain, configFile, 0, 0, FOLLOW_BLOCKS, recipient);
+    phase(`following with ${fmt(small)} watched: peak ${followSmall.peakMb} MB`);
 
     const t = performance.now();
     await insertWatched(
       env.db,
       "ETH",
       "USDT",
-      Array.from({ length: WATCHED - 2 * perPhase }, (_, i) => recipient(2 * perPhase + i)),
+      Array.from({ length: WATCHED - small }, (_, i) => recipient(small + i)),
     );
     phase(`${fmt(WATCHED)} watched addresses inserted in ${fmt(performance.now() - t)} ms`);
-    const big = await runPhase(env, chain, configFile, perPhase, perPhase, recipient);
-    phase(`with ${fmt(WATCHED)} watched: peak ${big.peakMb} MB`);
+    const follow = await runPhase(env, chain, configFile, followCount, 0, FOLLOW_BLOCKS, recipient);
+    phase(`following with ${fmt(WATCHED)} watched: peak ${follow.peakMb} MB`);
+    const catchUp = await runPhase(env, chain, configFile, 2 * followCount, CATCH_UP_BLOCKS, 0, recipient);
+    phase(`catching up with ${fmt(WATCHED)} watched: peak ${catchUp.peakMb} MB`);
 
     const modules = await moduleCosts();
     const target = 200;
@@ -67,24 +70,24 @@ async function main() {
       name: "memory",
       title: "memory — RSS of a chain-watch process with 1,000,000 watched addresses",
       description:
-        "`node bin/payment.mjs start --role chain-watch` runs as its own process (as deployed) against the bench database. It catches up " +
-        `${CATCH_UP_BLOCKS} blocks of ${PER_BLOCK} USDT deposits, then follows ${FOLLOW_BLOCKS} more such blocks mined every second; RSS is sampled ` +
-        "every 100 ms from /proc and the peak is the kernel's high-water mark (VmHWM). Watched addresses stay in MySQL (one indexed IN query per " +
-        "block's recipients), so the process holds none of them: the same run with only the receiving addresses watched is the comparison.",
+        "`node bin/payment.mjs start --role chain-watch` runs as its own process (as deployed) against the bench database, three times: " +
+        `following the head for ${FOLLOW_BLOCKS} blocks of ${PER_BLOCK} USDT deposits mined every second with only the receiving addresses watched, ` +
+        `the same with ${fmt(WATCHED)} watched, and catching up a backlog of ${CATCH_UP_BLOCKS} such blocks with ${fmt(WATCHED)} watched. ` +
+        "The peak is the kernel's high-water mark of the process (VmHWM, /proc).",
       rows: [
-        { metric: `peak RSS, ${fmt(WATCHED)} watched (MB)`, value: fmt(big.peakMb), target: `<= ${target} MB`, met: big.peakMb <= target },
-        { metric: `steady RSS, ${fmt(WATCHED)} watched (MB)`, value: fmt(big.steadyMb) },
-        { metric: `peak RSS, ${fmt(2 * perPhase)} watched (MB)`, value: fmt(small.peakMb) },
+        { metric: `peak RSS following the head, ${fmt(WATCHED)} watched (MB)`, value: fmt(follow.peakMb), target: `<= ${target} MB`, met: follow.peakMb <= target },
+        { metric: `peak RSS catching up ${CATCH_UP_BLOCKS} blocks, ${fmt(WATCHED)} watched (MB)`, value: fmt(catchUp.peakMb), target: `<= ${target} MB`, met: catchUp.peakMb <= target },
+        { metric: `peak RSS following the head, ${fmt(small)} watched (MB)`, value: fmt(followSmall.peakMb) },
       ],
       params: { watched: WATCHED, catch_up_blocks: CATCH_UP_BLOCKS, follow_blocks: FOLLOW_BLOCKS, per_block: PER_BLOCK },
       notes: [
-        `each phase reported ${fmt(perPhase)} deposits (status 2 committed) before it was stopped.`,
+        "each process was stopped only after it had committed every deposit of its blocks (status 2).",
         `where the memory goes (RSS of a fresh process after each import, same run): ${modules}. The CLI loads every role's code (cli/roles.ts); tsx's loader ` +
           "runs its ESM hooks in a worker thread with a V8 heap of its own, which a build compiled to JavaScript would not need.",
         "Watched addresses stay in MySQL: a block's recipients are looked up with one indexed IN query, so RSS does not grow with the watch list " +
-          "(compare the two peaks), only with the size of the blocks being processed.",
+          "(compare the two peaks following the head), only with the size of the blocks being processed.",
         "What bounds it: the process starts near 170 MB before doing any work (the modules above, the CLI loading every role's code, tsx's " +
-          "loader), and a catch-up of blocks with hundreds of deposits each adds a transient burst of garbage on top (JSON-RPC bodies and their " +
+          "loader), and blocks with hundreds of deposits each, above all a backlog of them, add a transient burst of garbage on top (JSON-RPC bodies and their " +
           "parsed logs, the multi-row statements, and about 5 KB of BullMQ job objects per confirmation job, seen in heap measurements) that V8 " +
           "collects lazily. Measured here while tuning: the same run with 100 deposits per block peaks near 180 MB; with 500 per block and " +
           "`--max-old-space-size=96` in NODE_OPTIONS near 210 MB. What would lift it: compiled JavaScript instead of tsx at run time, loading " +
@@ -99,8 +102,9 @@ async function main() {
   }
 }
 
-/** One chain-watch process: catch up, follow, sample its memory, stop it. */
-async function runPhase(env: BenchEnv, chain: ChainDriver, configFile: string, first: number, count: number, recipient: (i: number) => string): Promise<Phase> {
+/** One chain-watch process: catch up `catchUp` blocks mined before it starts, follow `follow` more, sample its memory, stop it. */
+async function runPhase(env: BenchEnv, chain: ChainDriver, configFile: string, first: number, catchUp: number, follow: number, recipient: (i: number) => string): Promise<Phase> {
+  const count = (catchUp + follow) * PER_BLOCK;
   const mineBlock = async (b: number) => {
     const base = first + b * PER_BLOCK;
     await chain.mintMany(
@@ -110,9 +114,9 @@ async function runPhase(env: BenchEnv, chain: ChainDriver, configFile: string, f
     );
     await chain.mine(1);
   };
-  for (let b = 0; b < CATCH_UP_BLOCKS; b++) await mineBlock(b);
-  // a fresh cursor starts at this phase's first block (the second phase resumes from the first one's cursor)
-  const startBlock = (await chain.head()) - CATCH_UP_BLOCKS + 1;
+  for (let b = 0; b < catchUp; b++) await mineBlock(b);
+  // a fresh cursor starts at this phase's first block (later phases resume from the stored cursor)
+  const startBlock = (await chain.head()) - catchUp + 1;
   const seenBefore = await seenCount(env);
 
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, "bin/payment.mjs"), "start", "--role", "chain-watch", "--config", configFile], {
@@ -134,7 +138,7 @@ async function runPhase(env: BenchEnv, chain: ChainDriver, configFile: string, f
     }
   })();
   try {
-    for (let b = CATCH_UP_BLOCKS; b < CATCH_UP_BLOCKS + FOLLOW_BLOCKS; b++) {
+    for (let b = catchUp; b < catchUp + follow; b++) {
       await sleep(1_000);
       if (child.exitCode !== null) throw new Error(`chain-watch exited with ${child.exitCode}`);
       await mineBlock(b);
