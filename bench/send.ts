@@ -175,8 +175,8 @@ async function main() {
           `${fmt(node.estimateBusyPerS)}/s with ${fmt(node.pending)} transactions pending (anvil estimates against its pending block).`,
         "The transfer-sender (workers/transfer-sender/**, owned by another change) is measured as it is. What bounds it: per wallet one process " +
           "at a time holds the address's lease and drains up to 200 queued transfers: one eth_estimateGas each (concurrent), a JS signature each, " +
-          "one transaction, then the raw transactions broadcast one awaited call at a time, in nonce order; the sequential broadcast alone caps " +
-          "one wallet near the 'awaited one at a time' figure above. With ten wallets, ten drains run at once and the two cores are spent on JS " +
+          "one transaction, then the raw transactions broadcast one awaited call at a time, in nonce order (compare the 'one at a time' and " +
+          "'batches' figures above: a drain's broadcasts are serial). With ten wallets, ten drains run at once and the two cores are spent on JS " +
           "signing, anvil (estimates against a growing pending pool, broadcasts, mining) and the 50 jobs that poll their wallet's lease and row.",
         "What would lift it: broadcasting a drained batch as one JSON-RPC batch in nonce order (the node keeps the order; see the batched " +
           "figure), one gas estimate per asset and recipient kind instead of per transfer, a native secp256k1 signer (JS signing is about a " +
