@@ -54,7 +54,10 @@ interface Row {
 export function createOutboxPublisher(deps: OutboxPublisherDeps) {
   const batchSize = deps.batchSize ?? 500;
   const pollMs = deps.pollMs ?? 1_000;
-  const leaseMs = deps.leaseMs ?? 30_000;
+  // Short, because rows a crashed bridge had claimed wait this long (the
+  // window in which a final can overtake its pending notification); long
+  // enough for a batch's publishes and confirms many times over.
+  const leaseMs = deps.leaseMs ?? 10_000;
   const owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
   let running = false;
   let wakeRequested = false;

@@ -9,8 +9,16 @@
  * Failure modes: an unreachable node rejects calls with ethers errors; they
  * are classified with `isError` (never by message text) by `isTransientRpcError`.
  */
-import { JsonRpcProvider, Network, Interface, isError, id as keccakId, type JsonRpcPayload, type JsonRpcResult } from "ethers";
+import { FetchRequest, JsonRpcProvider, Network, Interface, isError, id as keccakId, type JsonRpcPayload, type JsonRpcResult } from "ethers";
 import type { ChainConfig } from "../config/schema.ts";
+import type { TokenInfo } from "../domain/chain-transfers.ts";
+
+/**
+ * Upper bound of one JSON-RPC call. ethers' default is 5 minutes: a node that
+ * accepts the connection and never answers would stall a scan, a
+ * confirmation or a send that long before the retry logic even sees an error.
+ */
+export const RPC_TIMEOUT_MS = 30_000;
 
 export const ERC20_ABI = [
   "event Transfer(address indexed from, address indexed to, uint256 value)",
@@ -59,7 +67,9 @@ export interface ChainClient {
 export function createChainClient(config: ChainConfig & { key: string }, opts: { chainId?: bigint } = {}): ChainClient {
   const chainId = opts.chainId ?? (config.chain_id ? BigInt(config.chain_id) : undefined);
   const network = chainId !== undefined ? Network.from(chainId) : undefined;
-  const provider = new Utf8JsonRpcProvider(config.rpc_url, network, {
+  const request = new FetchRequest(config.rpc_url);
+  request.timeout = RPC_TIMEOUT_MS;
+  const provider = new Utf8JsonRpcProvider(request, network, {
     staticNetwork: network ?? false,
     batchMaxCount: 100,
     batchStallTime: 2,
@@ -82,6 +92,7 @@ export function createChainClient(config: ChainConfig & { key: string }, opts: {
  */
 export function isTransientRpcError(e: unknown): boolean {
   return (
+    e instanceof RpcTimeoutError ||
     isError(e, "TIMEOUT") ||
     isError(e, "NETWORK_ERROR") ||
     isError(e, "SERVER_ERROR") ||
@@ -89,6 +100,33 @@ export function isTransientRpcError(e: unknown): boolean {
     isError(e, "CANCELLED") ||
     (e instanceof Error && ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"].includes((e as NodeJS.ErrnoException).code ?? ""))
   );
+}
+
+export class RpcTimeoutError extends Error {
+  override name = "RpcTimeoutError";
+}
+
+/**
+ * One raw JSON-RPC call bounded by `timeoutMs` (the provider's own timeout
+ * covers the HTTP request; this also covers the wait in its batch queue).
+ */
+export async function rpcCall<T>(provider: JsonRpcProvider, method: string, params: unknown[], timeoutMs = RPC_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      provider.send(method, params) as Promise<T>,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RpcTimeoutError(`${method} took more than ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The chain's configured tokens by lower-case contract address. */
+export function tokenIndex(chain: ChainConfig): Map<string, TokenInfo> {
+  return new Map(Object.entries(chain.tokens).map(([symbol, t]) => [t.address.toLowerCase(), { symbol, decimals: t.decimals }]));
 }
 
 /** 0x-hex quantity for raw JSON-RPC params. */

@@ -16,6 +16,7 @@
  */
 import type { JsonRpcProvider } from "ethers";
 import type { ChainConfig } from "../../shared/config/schema.ts";
+import { RPC_TIMEOUT_MS, rpcCall, tokenIndex } from "../../shared/adapters/chain.ts";
 import type { BlockRef } from "../../shared/domain/reorg.ts";
 import {
   TRANSFER_TOPIC,
@@ -26,7 +27,6 @@ import {
   type ChainTransfer,
   type RpcLog,
   type RpcTransaction,
-  type TokenInfo,
 } from "../../shared/domain/chain-transfers.ts";
 
 export interface RawBlock {
@@ -39,10 +39,6 @@ export interface RawBlock {
 
 export class BlockChangedError extends Error {
   override name = "BlockChangedError";
-}
-
-export class RpcTimeoutError extends Error {
-  override name = "RpcTimeoutError";
 }
 
 interface RpcBlock {
@@ -69,23 +65,11 @@ export interface BlockSource {
 }
 
 export function createBlockSource(provider: JsonRpcProvider, chain: ChainConfig, opts: { timeoutMs?: number } = {}): BlockSource {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const tokens = new Map<string, TokenInfo>(Object.entries(chain.tokens).map(([symbol, t]) => [t.address.toLowerCase(), { symbol, decimals: t.decimals }]));
+  const timeoutMs = opts.timeoutMs ?? RPC_TIMEOUT_MS;
+  const tokens = tokenIndex(chain);
   const tokenAddresses = [...tokens.keys()];
 
-  async function call<T>(method: string, params: unknown[]): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        provider.send(method, params) as Promise<T>,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new RpcTimeoutError(`${method} took more than ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const call = <T>(method: string, params: unknown[]) => rpcCall<T>(provider, method, params, timeoutMs);
 
   async function logsOf(blockHash: string): Promise<RpcLog[]> {
     if (tokenAddresses.length === 0) return [];

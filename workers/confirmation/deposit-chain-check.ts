@@ -11,6 +11,7 @@
  */
 import type { JsonRpcProvider } from "ethers";
 import type { ChainConfig } from "../../shared/config/schema.ts";
+import { rpcCall, tokenIndex } from "../../shared/adapters/chain.ts";
 import {
   classOf,
   internalTransfersFromTrace,
@@ -20,7 +21,6 @@ import {
   type ChainTransfer,
   type RpcLog,
   type RpcTransaction,
-  type TokenInfo,
 } from "../../shared/domain/chain-transfers.ts";
 
 export interface RpcReceipt {
@@ -31,24 +31,11 @@ export interface RpcReceipt {
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
-const TIMEOUT_MS = 30_000;
 
 export function createDepositChainCheck(provider: JsonRpcProvider, chain: ChainConfig & { key: string }) {
-  const tokens = new Map<string, TokenInfo>(Object.entries(chain.tokens).map(([symbol, t]) => [t.address.toLowerCase(), { symbol, decimals: t.decimals }]));
+  const tokens = tokenIndex(chain);
 
-  async function call<T>(method: string, params: unknown[]): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        provider.send(method, params) as Promise<T>,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${method} took more than ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const call = <T>(method: string, params: unknown[]) => rpcCall<T>(provider, method, params);
 
   return {
     /** head number and the node's block hash at `blockNumber` (null: none) */
