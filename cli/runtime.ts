@@ -6,19 +6,14 @@
 import type { Config } from "../shared/config/load-config.ts";
 import type { Secrets } from "../shared/config/secrets.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
-import { createDb, type Db } from "../shared/adapters/db/client.ts";
-import { createRedisFactory, type RedisFactory } from "../shared/adapters/redis.ts";
-import { createQueues, type Queues } from "../shared/jobs/registry.ts";
-import { createMetrics, type Metrics } from "../shared/metrics.ts";
+import { createDb } from "../shared/adapters/db/client.ts";
+import { createRedisFactory } from "../shared/adapters/redis.ts";
+import { createQueues } from "../shared/jobs/registry.ts";
+import { createMetrics } from "../shared/metrics.ts";
+import type { RoleDeps } from "../shared/runtime/role-deps.ts";
 
-export interface Runtime {
-  config: Config;
+export interface Runtime extends RoleDeps {
   secrets: Secrets;
-  logger: Logger;
-  db: Db;
-  redis: RedisFactory;
-  queues: Queues;
-  metrics: Metrics;
   close(): Promise<void>;
 }
 

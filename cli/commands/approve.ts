@@ -25,22 +25,30 @@ export interface Decision {
   note: string;
 }
 
-async function held(ctx: Pick<CliContext, "db">, sel: TransferSelector): Promise<TransferRow[]> {
+/**
+ * Apply `decide` to every held transfer of the selection. `decide` makes a
+ * guarded update (state = 'awaiting_approval'), so a transfer another
+ * operator decided meanwhile is left alone; `false` reports that.
+ */
+async function decideHeld(ctx: Pick<CliContext, "db">, sel: TransferSelector, decide: (t: TransferRow) => Promise<boolean>, doneNote: string): Promise<Decision[]> {
   const rows = await findTransfers(ctx.db.pool, sel, ["withdraw", "pay"]);
   if (!rows.some((r) => r.state === "awaiting_approval")) {
     throw new CliError(`nothing awaits approval for ${sel.queueId}${sel.orderId !== undefined ? `/${sel.orderId}` : ""} (${rows.map((r) => r.state).join(", ")})`);
   }
-  return rows;
-}
-
-export async function approveTransfers(ctx: Pick<CliContext, "db" | "queues">, sel: TransferSelector, actor: string): Promise<Decision[]> {
-  const rows = await held(ctx, sel);
   const out: Decision[] = [];
   for (const t of rows) {
     if (t.state !== "awaiting_approval") {
       out.push({ transfer: t, done: false, note: `not awaiting approval (${t.state})` });
       continue;
     }
+    const done = await decide(t);
+    out.push({ transfer: t, done, note: done ? doneNote : "changed meanwhile; left alone" });
+  }
+  return out;
+}
+
+export async function approveTransfers(ctx: Pick<CliContext, "db" | "queues">, sel: TransferSelector, actor: string): Promise<Decision[]> {
+  return decideHeld(ctx, sel, async (t) => {
     const moved = await inTransaction(ctx.db.pool, async (conn) => {
       const res = (await conn.query(
         "UPDATE transfer SET state = 'queued', approved_by = ?, updated_at = NOW(3) WHERE id = ? AND state = 'awaiting_approval'",
@@ -53,19 +61,12 @@ export async function approveTransfers(ctx: Pick<CliContext, "db" | "queues">, s
       return true;
     });
     if (moved) await requeueTransferJob(ctx.queues, "send-transfer", t);
-    out.push({ transfer: t, done: moved, note: moved ? "approved; it will be sent" : "changed meanwhile; left alone" });
-  }
-  return out;
+    return moved;
+  }, "approved; it will be sent");
 }
 
 export async function rejectTransfers(ctx: Pick<CliContext, "db">, sel: TransferSelector, actor: string, reason: string): Promise<Decision[]> {
-  const rows = await held(ctx, sel);
-  const out: Decision[] = [];
-  for (const t of rows) {
-    if (t.state !== "awaiting_approval") {
-      out.push({ transfer: t, done: false, note: `not awaiting approval (${t.state})` });
-      continue;
-    }
+  return decideHeld(ctx, sel, async (t) => {
     const detail = `rejected by an operator${reason ? `: ${reason}` : ""}`.slice(0, 512);
     const moved = await inTransaction(ctx.db.pool, async (conn) => {
       const res = (await conn.query(
@@ -79,9 +80,8 @@ export async function rejectTransfers(ctx: Pick<CliContext, "db">, sel: Transfer
       ]);
       return true;
     });
-    out.push({ transfer: t, done: moved, note: moved ? "rejected (status 0 policy_rejected)" : "changed meanwhile; left alone" });
-  }
-  return out;
+    return moved;
+  }, "rejected (status 0 policy_rejected)");
 }
 
 export function register(program: Command): void {

@@ -187,6 +187,24 @@ export async function rotateMasterKey(pool: Pool, from: Buffer, to: Buffer, acto
   });
 }
 
+interface WalletKeyOpts {
+  kind: string;
+  chain: string;
+  label?: string;
+  config?: string;
+}
+
+/** Import or create: check the options and the master key before the key is read or made, then store it encrypted. */
+function storeWithKey(opts: WalletKeyOpts, event: string, privateKeyOf: () => Promise<string>, report: (address: string) => void): Promise<void> {
+  return runCli(opts.config, async (ctx) => {
+    checkKind(opts.kind);
+    checkChain(ctx, opts.chain);
+    const masterKey = requireMasterKey();
+    const privateKey = await privateKeyOf();
+    report(await storeWallet(ctx.db.pool, masterKey, { chain: opts.chain, kind: opts.kind, privateKey, label: opts.label, actor: operatorName(), event }));
+  });
+}
+
 export function register(program: Command): void {
   const wallet = program.command("wallet").description("our wallets: import, create, list, rotate the master key");
   wallet
@@ -196,17 +214,18 @@ export function register(program: Command): void {
     .option("--chain <chain>", "chain key", "ETH")
     .option("--label <label>", "a note for operators")
     .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
-    .action(async (opts: { kind: string; chain: string; label?: string; config?: string }) => {
-      await runCli(opts.config, async (ctx) => {
-        checkKind(opts.kind);
-        checkChain(ctx, opts.chain);
-        const masterKey = requireMasterKey();
-        const privateKey = await readSecret("private key (hex, not echoed): ");
-        if (!privateKey) throw new CliError("no private key on stdin");
-        const address = await storeWallet(ctx.db.pool, masterKey, { chain: opts.chain, kind: opts.kind, privateKey, label: opts.label, actor: operatorName(), event: "wallet.imported" });
-        console.log(`imported ${opts.kind} wallet ${address} on ${opts.chain}`);
-      });
-    });
+    .action((opts: WalletKeyOpts) =>
+      storeWithKey(
+        opts,
+        "wallet.imported",
+        async () => {
+          const privateKey = await readSecret("private key (hex, not echoed): ");
+          if (!privateKey) throw new CliError("no private key on stdin");
+          return privateKey;
+        },
+        (address) => console.log(`imported ${opts.kind} wallet ${address} on ${opts.chain}`),
+      ),
+    );
   wallet
     .command("create")
     .description("create a wallet with a new random key; prints its address")
@@ -214,16 +233,7 @@ export function register(program: Command): void {
     .option("--chain <chain>", "chain key", "ETH")
     .option("--label <label>", "a note for operators")
     .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
-    .action(async (opts: { kind: string; chain: string; label?: string; config?: string }) => {
-      await runCli(opts.config, async (ctx) => {
-        checkKind(opts.kind);
-        checkChain(ctx, opts.chain);
-        const masterKey = requireMasterKey();
-        const fresh = Wallet.createRandom();
-        const address = await storeWallet(ctx.db.pool, masterKey, { chain: opts.chain, kind: opts.kind, privateKey: fresh.privateKey, label: opts.label, actor: operatorName(), event: "wallet.created" });
-        console.log(address);
-      });
-    });
+    .action((opts: WalletKeyOpts) => storeWithKey(opts, "wallet.created", async () => Wallet.createRandom().privateKey, (address) => console.log(address)));
   wallet
     .command("list")
     .description("list wallets (no secrets)")

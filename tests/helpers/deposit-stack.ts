@@ -4,8 +4,9 @@
  * USDT/ETH, mine, reorg) for the deposits/chain-watch integration tests.
  */
 import { Contract, JsonRpcProvider, Network, NonceManager, Wallet, type TransactionReceipt } from "ethers";
-import type { TestEnv } from "./env.ts";
-import { createBusinessClient, eventually, nowS, type BusinessClient } from "./rabbit.ts";
+import { before, after } from "node:test";
+import { createTestEnv, type TestEnv, type TestEnvOptions } from "./env.ts";
+import { createBusinessClient, eventually, nowS, type BusinessClient, type Note } from "./rabbit.ts";
 import { createBridge } from "../../bridge/main.ts";
 import { createChainWatch } from "../../workers/chain-watch/main.ts";
 import { createConfirmationWorker } from "../../workers/confirmation/main.ts";
@@ -48,6 +49,33 @@ export async function startDepositStack(env: TestEnv, opts: { watch?: boolean } 
   };
   return stack;
 }
+
+/** What a deposit-path test file shares; the fields are set once its `before` hook ran. */
+export interface DepositSuite {
+  env: TestEnv;
+  chain: ChainTools;
+  stack: DepositStack;
+}
+
+/** Registers the file's before/after hooks: a test env with anvil, chain helpers and a running deposit stack. */
+export function depositSuite(config?: TestEnvOptions["config"]): DepositSuite {
+  const s = {} as Partial<DepositSuite>;
+  before(async () => {
+    s.env = await createTestEnv({ anvil: true, ...(config ? { config } : {}) });
+    s.chain = await chainTools(s.env);
+    s.stack = await startDepositStack(s.env);
+  });
+  after(async () => {
+    // the test may have swapped in a new stack.watch (restarts): stop() stops whichever is there
+    await s.stack?.stop();
+    s.chain?.close();
+    await s.env?.cleanup();
+  });
+  return s as DepositSuite;
+}
+
+/** matches the notification of one transaction with this status */
+export const forTx = (hash: string, status: number) => (n: Note) => n.tx_hash === hash && n.status === status;
 
 export interface ChainTools {
   provider: JsonRpcProvider;

@@ -14,12 +14,7 @@
  * lease so a standby takes over at once, and closes sockets.
  */
 import { Network } from "ethers";
-import type { Config } from "../../shared/config/load-config.ts";
-import type { Db } from "../../shared/adapters/db/client.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { Metrics } from "../../shared/metrics.ts";
-import type { Queues } from "../../shared/jobs/registry.ts";
-import { closeRedis, type RedisClient, type RedisFactory } from "../../shared/adapters/redis.ts";
+import { closeRedis, type RedisClient } from "../../shared/adapters/redis.ts";
 import { createChainClient, type ChainClient } from "../../shared/adapters/chain.ts";
 import { tryAcquire, type Lease } from "../../shared/adapters/locks.ts";
 import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
@@ -30,15 +25,9 @@ import { createBlockSource } from "./block-source.ts";
 import { createBlockStore, CursorMovedError } from "./block-store.ts";
 import { createChainScanner } from "./scanner.ts";
 import { createHeadWatcher, type HeadWatcher } from "./head-watcher.ts";
+import type { RoleDeps } from "../../shared/runtime/role-deps.ts";
 
-export interface ChainWatchDeps {
-  config: Config;
-  db: Db;
-  redis: RedisFactory;
-  queues: Queues;
-  logger: Logger;
-  metrics: Metrics;
-}
+export type ChainWatchDeps = RoleDeps;
 
 /** Lease time-to-live: a few poll intervals, so a dead holder is replaced quickly but a busy one is not. */
 export const leaseTtlMs = (chain: ChainConfig) => Math.min(Math.max(5 * chain.poll_interval_ms, 3_000), 30_000);

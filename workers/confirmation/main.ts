@@ -10,28 +10,17 @@
  * finish (BullMQ's close waits for them) and closes everything.
  */
 import type { Worker } from "bullmq";
-import type { Config } from "../../shared/config/load-config.ts";
-import type { Db } from "../../shared/adapters/db/client.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { Metrics } from "../../shared/metrics.ts";
-import type { Queues } from "../../shared/jobs/registry.ts";
 import { createWorker, jobTiming, type Handlers } from "../../shared/jobs/worker.ts";
-import { closeRedis, type RedisClient, type RedisFactory } from "../../shared/adapters/redis.ts";
+import { closeRedis, type RedisClient } from "../../shared/adapters/redis.ts";
 import { createChainClient, type ChainClient } from "../../shared/adapters/chain.ts";
 import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
 import { describeError } from "../../shared/domain/errors.ts";
 import { createConfirmDepositHandler, type ConfirmDepositChain } from "./confirm-deposit.ts";
 import { createDepositChainCheck } from "./deposit-chain-check.ts";
 import { createConfirmTransferHandler } from "./confirm-transfer.ts";
+import type { RoleDeps } from "../../shared/runtime/role-deps.ts";
 
-export interface ConfirmationDeps {
-  config: Config;
-  db: Db;
-  redis: RedisFactory;
-  queues: Queues;
-  logger: Logger;
-  metrics: Metrics;
-}
+export type ConfirmationDeps = RoleDeps;
 
 export function createConfirmationWorker(deps: ConfirmationDeps) {
   const logger = deps.logger.child({ component: "confirmation" });

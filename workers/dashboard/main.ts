@@ -19,27 +19,16 @@
  * await dash.start(); // dash.port is the bound port (config port 0 = ephemeral)
  */
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import express, { type NextFunction, type Request, type Response } from "express";
-import type { Config } from "../../shared/config/load-config.ts";
 import { ConfigError } from "../../shared/config/load-config.ts";
-import type { Db } from "../../shared/adapters/db/client.ts";
-import type { RedisFactory } from "../../shared/adapters/redis.ts";
-import type { Queues } from "../../shared/jobs/registry.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { Metrics } from "../../shared/metrics.ts";
 import { basicAuth } from "./basic-auth.ts";
+import { closeServer, listening } from "./http-listen.ts";
 import { createBullBoardRouter } from "./bull-board.ts";
 import { createHealth } from "./health.ts";
 import { createGlobalGauges } from "./global-gauges.ts";
+import type { RoleDeps } from "../../shared/runtime/role-deps.ts";
 
-export interface DashboardDeps {
-  config: Config;
-  db: Db;
-  redis: RedisFactory;
-  queues: Queues;
-  logger: Logger;
-  metrics: Metrics;
+export interface DashboardDeps extends RoleDeps {
   /** per-check timeout for /health and the scrape-time gauges (default 2000 ms) */
   checkTimeoutMs?: number;
 }
@@ -103,24 +92,15 @@ export function createDashboard(deps: DashboardDeps) {
     async start() {
       if (server) return;
       const s = app.listen(wantedPort, host);
-      await new Promise<void>((resolve, reject) => {
-        s.once("listening", resolve);
-        s.once("error", reject);
-      });
+      boundPort = await listening(s);
       server = s;
-      boundPort = (s.address() as AddressInfo).port;
       logger.info({ host, port: boundPort, board: BOARD_PATH }, "dashboard: listening");
     },
     async stop() {
       const s = server;
       if (!s) return;
       server = null;
-      await new Promise<void>((resolve) => {
-        s.close(() => resolve());
-        // Bull Board's UI keeps connections alive while polling; do not wait on them.
-        s.closeIdleConnections();
-        setTimeout(() => s.closeAllConnections(), 2000).unref();
-      });
+      await closeServer(s);
       logger.info("dashboard: stopped");
     },
   };

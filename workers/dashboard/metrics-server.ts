@@ -10,7 +10,7 @@
  * interface.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listening } from "./http-listen.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 
@@ -37,22 +37,15 @@ export function createMetricsServer(deps: { metrics: Metrics; logger: Logger; ho
         );
       });
       s.listen(deps.port, deps.host);
-      await new Promise<void>((resolve, reject) => {
-        s.once("listening", resolve);
-        s.once("error", reject);
-      });
+      boundPort = await listening(s);
       server = s;
-      boundPort = (s.address() as AddressInfo).port;
       deps.logger.info({ host: deps.host, port: boundPort }, "metrics: listening");
     },
     async stop() {
       const s = server;
       if (!s) return;
       server = null;
-      await new Promise<void>((resolve) => {
-        s.close(() => resolve());
-        s.closeIdleConnections();
-      });
+      await closeServer(s);
     },
   };
 }
