@@ -19,6 +19,7 @@ import { artifact, ANVIL_KEYS } from "../../shared/devchain/anvil.ts";
 import { encryptPrivateKey, addressOfKey } from "../../shared/adapters/keystore.ts";
 import { erc20 } from "../../shared/adapters/chain.ts";
 import type { ConfigInput } from "../../shared/config/schema.ts";
+import { anvilMiner } from "./miner.ts";
 
 export const HOT_KEY = ANVIL_KEYS[1]!;
 export const COLLECTION_KEY = ANVIL_KEYS[2]!;
@@ -91,8 +92,6 @@ export async function startTransferStack(opts: TransferStackOptions = {}): Promi
   await confirm.start();
   if (sender) await sender.start();
 
-  let miner: NodeJS.Timeout | null = null;
-  let mining: Promise<unknown> = Promise.resolve();
   let file: string | null = null;
   const stack: TransferStack = {
     env,
@@ -102,6 +101,7 @@ export async function startTransferStack(opts: TransferStackOptions = {}): Promi
     bridge,
     sender,
     confirm,
+    ...anvilMiner(provider, 100),
     importWallet,
     mint,
     async usdtOf(address) {
@@ -110,20 +110,6 @@ export async function startTransferStack(opts: TransferStackOptions = {}): Promi
     },
     async ethOf(address) {
       return BigInt(await provider.send("eth_getBalance", [address, "latest"]));
-    },
-    startMining(ms = 100) {
-      if (miner) return;
-      miner = setInterval(() => {
-        mining = provider.send("anvil_mine", ["0x1"]).catch(() => undefined);
-      }, ms);
-    },
-    async stopMining() {
-      if (miner) clearInterval(miner);
-      miner = null;
-      await mining;
-    },
-    async mine(blocks = 1) {
-      await provider.send("anvil_mine", [`0x${blocks.toString(16)}`]);
     },
     configFile() {
       if (file) return file;

@@ -10,6 +10,7 @@ import path from "node:path";
 import YAML from "yaml";
 import { createMetrics } from "../../shared/metrics.ts";
 import { registerDashboardMetrics } from "../../workers/dashboard/global-gauges.ts";
+import { GATEWAY_METRICS } from "../helpers/metric-names.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const read = (f: string) => readFileSync(path.join(ROOT, f), "utf8");
@@ -134,18 +135,7 @@ test("the Grafana dashboard parses, covers every gateway metric, and its queries
       for (const s of selectors(t.expr)) used.add(s.name);
     }
   }
-  for (const name of [
-    "payment_chain_head_block",
-    "payment_chain_lag_blocks",
-    "payment_requests_total",
-    "payment_deposits_total",
-    "payment_transfers_total",
-    "payment_pending_confirmations",
-    "payment_notifications_total",
-    "payment_queue_jobs",
-    "payment_outbox_pending",
-    "payment_dependency_up",
-  ]) {
+  for (const name of GATEWAY_METRICS) {
     assert.ok(used.has(name), `a panel shows ${name}`);
   }
 });

@@ -18,6 +18,7 @@ import { parseBasicAuth, safeEqual } from "../../workers/dashboard/basic-auth.ts
 import { redactJobData } from "../../workers/dashboard/bull-board.ts";
 import { createMetricsServer } from "../../workers/dashboard/metrics-server.ts";
 import { eventually } from "../helpers/rabbit.ts";
+import { GATEWAY_METRICS } from "../helpers/metric-names.ts";
 
 const PASSWORD = "correct horse battery staple";
 let env: TestEnv;
@@ -159,18 +160,7 @@ test("/metrics serves every gateway metric, with global gauges computed on scrap
   assert.equal(r.status, 200);
   assert.match(r.headers.get("content-type") ?? "", /text\/plain/);
   const m = await r.text();
-  for (const name of [
-    "payment_chain_head_block",
-    "payment_chain_lag_blocks",
-    "payment_requests_total",
-    "payment_deposits_total",
-    "payment_transfers_total",
-    "payment_pending_confirmations",
-    "payment_notifications_total",
-    "payment_queue_jobs",
-    "payment_outbox_pending",
-    "payment_dependency_up",
-  ]) {
+  for (const name of GATEWAY_METRICS) {
     assert.match(m, new RegExp(`^# TYPE ${name} `, "m"), name);
   }
   assert.match(m, /^payment_pending_confirmations\{chain="ETH"\} 3$/m, "1 seen deposit + 1 sent + 1 mined transfer");

@@ -25,6 +25,7 @@ import { encryptPrivateKey, addressOfKey } from "../../../shared/adapters/keysto
 import { erc20 } from "../../../shared/adapters/chain.ts";
 import { decimalToUnits } from "../../../shared/domain/amount.ts";
 import type { ConfigInput } from "../../../shared/config/schema.ts";
+import { anvilMiner } from "../../helpers/miner.ts";
 
 export const HOT_KEY = ANVIL_KEYS[1]!;
 export const COLLECTION_KEY = ANVIL_KEYS[2]!;
@@ -151,8 +152,6 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
   await (await usdt.getFunction("mint")(await owner.getAddress(), 1_000_000n * 10n ** 6n)).wait();
   const biz = await createBusinessClient(env.config, env.key);
 
-  let miner: NodeJS.Timeout | null = null;
-  let mining: Promise<unknown> = Promise.resolve();
   let depositing: Promise<unknown> = Promise.resolve();
   const transfers: ExpectedTransfer[] = [];
   const deposits: ExpectedDeposit[] = [];
@@ -208,21 +207,8 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
       deposits.push({ to, amount, txHash: hash });
       return hash;
     },
+    ...anvilMiner(provider, 200),
     usdtOf,
-    async mine(blocks = 1) {
-      await provider.send("anvil_mine", [`0x${blocks.toString(16)}`]);
-    },
-    startMining(ms = 200) {
-      if (miner) return;
-      miner = setInterval(() => {
-        mining = provider.send("anvil_mine", ["0x1"]).catch(() => undefined);
-      }, ms);
-    },
-    async stopMining() {
-      if (miner) clearInterval(miner);
-      miner = null;
-      await mining;
-    },
     async settle(timeoutMs) {
       await eventually(
         () =>
