@@ -3,7 +3,7 @@
  *
  * Order of effects for a batch (each step survives a crash at any point):
  *   [before-broadcast]  rows are `signed`: a retry re-broadcasts the same raw tx
- *   broadcast the raw transactions (chunks in nonce order)
+ *   broadcast the raw transactions (JSON-RPC batches in nonce order)
  *   [after-broadcast]   still `signed`: the re-broadcast finds it known/mined
  *   one transaction: `sent` + tx_attempt `broadcast` + status-2 notification
  *   [after-sent-commit] `sent`: the transfer's own send job, re-run, only
@@ -38,20 +38,53 @@ export async function broadcastOne(chain: SenderChain, raw: string, hash: string
     await chain.reads.sendRaw(raw);
     return "out";
   } catch (e) {
-    try {
-      // "already known" has no ethers code on every node: ask instead.
-      if (await chain.reads.known(hash)) return "out";
-    } catch {
-      return "node-down";
-    }
-    if (isError(e, "NONCE_EXPIRED") || isError(e, "REPLACEMENT_UNDERPRICED")) return "out";
-    if (isTransientRpcError(e)) {
-      log.warn({ tx_hash: hash, err: describeError(e) }, "sender: node unavailable while broadcasting");
-      return "node-down";
-    }
-    log.warn({ tx_hash: hash, err: describeError(e) }, "sender: node refused the transaction; it stays signed and is re-broadcast later");
-    return "refused";
+    return classifyRefusal(chain, e, hash, log);
   }
+}
+
+/**
+ * What a failed broadcast of `hash` means, from the error's ethers code and
+ * the node's answer about the transaction (never the message text).
+ */
+async function classifyRefusal(chain: SenderChain, e: unknown, hash: string, log: Logger): Promise<BroadcastOutcome> {
+  try {
+    // "already known" has no ethers code on every node: ask instead.
+    if (await chain.reads.known(hash)) return "out";
+  } catch {
+    return "node-down";
+  }
+  if (isError(e, "NONCE_EXPIRED") || isError(e, "REPLACEMENT_UNDERPRICED")) return "out";
+  if (isTransientRpcError(e)) {
+    log.warn({ tx_hash: hash, err: describeError(e) }, "sender: node unavailable while broadcasting");
+    return "node-down";
+  }
+  log.warn({ tx_hash: hash, err: describeError(e) }, "sender: node refused the transaction; it stays signed and is re-broadcast later");
+  return "refused";
+}
+
+/**
+ * Send raw transactions (one address, nonce order) as one JSON-RPC batch and
+ * classify each like `broadcastOne`: a transaction the node refused inside
+ * the batch goes through the same questions as a refused single call. When
+ * the batch request itself fails with a transient error, every transaction
+ * of it is classified with that error (nothing is known: "node-down");
+ * when a node answers a batch with something that is not a batch answer,
+ * the transactions are sent one call at a time instead.
+ */
+export async function broadcastMany(chain: SenderChain, items: Pick<SignedItem, "raw" | "hash">[], log: Logger): Promise<BroadcastOutcome[]> {
+  let errors: (Error | null)[];
+  try {
+    errors = await chain.reads.sendRawBatch(items.map((it) => it.raw));
+  } catch (e) {
+    if (!isTransientRpcError(e)) {
+      log.warn({ count: items.length, err: describeError(e) }, "sender: the node did not answer a batch of transactions as a batch; sending them one at a time");
+      const out: BroadcastOutcome[] = [];
+      for (const it of items) out.push(await broadcastOne(chain, it.raw, it.hash, log));
+      return out;
+    }
+    errors = items.map(() => e as Error);
+  }
+  return Promise.all(items.map((it, k) => (errors[k] === null ? ("out" as const) : classifyRefusal(chain, errors[k], it.hash, log))));
 }
 
 /**
@@ -64,12 +97,12 @@ export async function broadcastAndRecord(ctx: MoneyContext, chain: SenderChain, 
   const ordered = [...items].sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
   failpoint("before-broadcast");
   const out: bigint[] = [];
-  // Chunks in nonce order, each sent at once (one JSON-RPC batch): nodes
-  // queue a nonce that arrives before its predecessor, and one round trip
-  // per transaction would cap a wallet at a few hundred per second.
+  // Chunks in nonce order, each one JSON-RPC batch in nonce order (the node
+  // handles a batch's calls in order; one round trip per transaction would
+  // cap a wallet at a few hundred per second).
   for (let i = 0; i < ordered.length; i += BROADCAST_CHUNK) {
     const chunk = ordered.slice(i, i + BROADCAST_CHUNK);
-    const results = await Promise.all(chunk.map((it) => broadcastOne(chain, it.raw, it.hash, log)));
+    const results = await broadcastMany(chain, chunk, log);
     chunk.forEach((it, k) => {
       if (results[k] === "out") out.push(it.transferId);
     });

@@ -11,8 +11,9 @@
  * Leases and batching: per (chain, address) one process at a time holds a
  * Redis lease and "drains" the address: re-broadcasts whatever it has
  * signed but not sent, then signs up to MAX_BATCH queued transfers in one
- * transaction and broadcasts them. Other jobs of the same address wait,
- * re-reading their row, and usually find it already signed or sent by the
+ * transaction and broadcasts them. Other jobs of the same address retry
+ * briefly, then reschedule themselves (freeing their worker slot for other
+ * addresses) and, re-reading their row, usually find it already sent by the
  * holder's batch: hundreds of payouts of one wallet cost one lease hold,
  * one transaction and a run of broadcasts, not one lock round each. The
  * lease is an optimisation; the database guards (row locks, guarded
@@ -37,8 +38,18 @@ import { failUnsigned } from "./end-transfer.ts";
 import { requestGasTopup } from "./gas-topup.ts";
 
 const LEASE_TTL_MS = 30_000;
-/** how long a job waits for its address's lease before retrying later (with BullMQ's backoff) */
+/** how long a job keeps re-reading its row after the address's holder is done before retrying later (with BullMQ's backoff) */
 const LEASE_WAIT_MS = 25_000;
+/**
+ * A job that finds its address's lease held tries once more after about
+ * ten milliseconds, then reschedules itself (no attempt spent) instead of holding one
+ * of the worker's concurrency slots while the holder drains: the holder's
+ * batch usually signs, sends and notifies this job's transfer meanwhile, and
+ * the freed slots go to other addresses' jobs (a batch of payouts queues
+ * hundreds of jobs of one address back to back).
+ */
+const LEASE_BUSY_POLLS = 1;
+const LEASE_BUSY_DELAY_MS = 500;
 const COLLECTION_LEASE_WAIT_MS = 10_000;
 /** how long one lease hold keeps signing full batches before letting others in */
 const DRAIN_BUDGET_MS = 10_000;
@@ -49,7 +60,8 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
   return async (data, job, { token, logger }) => {
     const id = BigInt(data.transferId);
     const started = ctx.now();
-    for (let round = 0; ; round++) {
+    let busy = 0;
+    for (;;) {
       const t = await loadTransfer(ctx.pool, id);
       if (!t) throw new PermanentError("internal", `transfer ${id} does not exist`);
       const chain = ctx.chains.get(t.chain);
@@ -80,8 +92,8 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
       const sender = t.state === "signed" ? t.from_address! : t.requested_from;
       const lease = await tryAcquire(ctx.redis, senderLockKey(ctx.prefix, chain.key, sender), LEASE_TTL_MS);
       if (!lease) {
-        if (ctx.now() - started > LEASE_WAIT_MS) throw new RetryableError(`sending address ${sender} is busy; retrying later`);
-        await sleep(Math.min(10 * 2 ** Math.min(round, 4), 150) + Math.random() * 20);
+        if (++busy > LEASE_BUSY_POLLS) return delay(job, token, LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2));
+        await sleep(5 * 2 ** busy + Math.random() * 5);
         continue;
       }
       let waiting: Set<bigint>;

@@ -380,7 +380,13 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
 
 async function estimate(chain: SenderChain, call: CallRequest): Promise<Estimate> {
   try {
-    return { ok: await chain.reads.estimateGas(call) };
+    // At `latest`, not pending: see ChainReads.estimateGas. What our own
+    // pending transfers change is the sender's balance (checked separately)
+    // and their recipients' balances, which they only raise (a recipient
+    // holding a balance is cheaper to pay, so `latest` errs high). A
+    // recipient emptying its own balance before we are mined is covered no
+    // better by `pending`; gasLimitFromEstimate's margin stays on top.
+    return { ok: await chain.reads.estimateGas(call, "latest") };
   } catch (e) {
     if (isError(e, "CALL_EXCEPTION")) return { fail: "reverts" };
     if (isError(e, "INSUFFICIENT_FUNDS")) return { fail: "funds" };
