@@ -30,7 +30,7 @@ program
     const logger = createLogger({ level: config.log.level });
     await preflight(config, { roles, logger });
     const rt = createRuntime(config, secrets, logger);
-    await runServices(rt, buildServices(rt, roles));
+    await runServices(rt, await buildServices(rt, roles));
   });
 
 program

@@ -80,7 +80,7 @@ export async function startRoles(env: BenchEnv, roles: Role[]): Promise<{ stop()
     metrics: env.metrics,
     close: async () => undefined,
   };
-  const services = buildServices(rt, roles);
+  const services = await buildServices(rt, roles);
   const started: typeof services = [];
   for (const s of services) {
     await s.start();

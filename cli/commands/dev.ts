@@ -129,7 +129,7 @@ export function register(program: Command): void {
         await rt.db.prisma.wallet.create({ data: { chain: "ETH", address, kind, encryptedKey: enc.encryptedKey, keyId: enc.keyId, label: `dev ${kind} wallet` } });
       }
 
-      await runServices(rt, buildServices(rt, resolveRoles(["all"])));
+      await runServices(rt, await buildServices(rt, resolveRoles(["all"])));
       const rel = path.relative(process.cwd(), DEV_DIR) || ".";
       console.log(`
 payment dev is running: every role in this process (Ctrl-C stops it)
