@@ -15,6 +15,7 @@ export default tseslint.config(
   {
     ignores: [
       "node_modules/",
+      "dist/", // written by `npm run build`
       "shared/adapters/db/generated/", // written by `prisma generate`
       ".dev/",
       ".scratch/",

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { existsSync, readFileSync } from "node:fs";
 import { ContractFactory, JsonRpcProvider, Wallet, NonceManager, type InterfaceAbi } from "ethers";
+import { fromRoot } from "../paths.ts";
 
 export interface Anvil {
   rpcUrl: string;
@@ -112,7 +113,7 @@ interface Artifact {
 }
 
 export function artifact(name: "TestUSDT" | "Forwarder"): Artifact {
-  const file = path.resolve(import.meta.dirname, "contracts", "artifacts.json");
+  const file = fromRoot("shared", "devchain", "contracts", "artifacts.json");
   const all = JSON.parse(readFileSync(file, "utf8")) as { contracts: Record<string, Artifact> };
   const a = all.contracts[name];
   if (!a) throw new Error(`no artifact for ${name}`);

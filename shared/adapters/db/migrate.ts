@@ -15,8 +15,9 @@ import { readdirSync, readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import * as mariadb from "mariadb";
 import { poolConfigFromUrl } from "./client.ts";
+import { fromRoot } from "../../paths.ts";
 
-export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, "../../../prisma/migrations");
+export const MIGRATIONS_DIR = fromRoot("prisma", "migrations");
 
 export interface MigrateResult {
   applied: string[];
