@@ -122,8 +122,8 @@ async function main() {
         "Watched addresses stay in MySQL: a block's recipients are looked up with one indexed IN query, so RSS does not grow with the watch list " +
           "(compare the two peaks following the head), only with the size of the blocks being processed.",
         `What bounds it: the compiled process holds about ${modules.baseMb} MB before doing any work (the modules above: ethers, BullMQ, the MariaDB ` +
-          "driver and Prisma's client are most of it; the CLI imports only the started roles' code, about 12 MB less than every role's, measured " +
-          "while changing it), and blocks with hundreds of deposits each, above all a backlog of them, add a transient burst of garbage on top " +
+          "driver and Prisma's client are most of it; the CLI imports only the started roles' code, about 12 MB less right after the imports " +
+          "than every role's, measured while changing it, though within the noise of the peaks), and blocks with hundreds of deposits each, above all a backlog of them, add a transient burst of garbage on top " +
           "(JSON-RPC bodies and their parsed logs, the multi-row statements, and about 5 KB of BullMQ job objects per confirmation job, seen in heap " +
           "measurements) that V8 collects lazily." +
           (tsxFollow && tsxCatchUp
