@@ -71,15 +71,26 @@ export function maxGasCost(gasLimit: bigint, fees: Fees): bigint {
 }
 
 /**
- * Gas limit from a node's estimate: +20 % (rounded up) against state moving
- * between estimate and inclusion (a recipient's token balance going from
- * zero to non-zero or back changes a token transfer's cost). A plain ETH
- * transfer to an account without code costs exactly 21000 and stays so.
+ * Storage that may change between estimate and inclusion: writing a slot
+ * that was zero costs 20,000 gas against 2,900 for one that was not (EIP-2929
+ * / EIP-3529). A token transfer estimated while the recipient held a balance
+ * (about 38k gas for a USDT-like token) needs about 56k if the recipient
+ * empties it before ours is mined: more than a percentage margin covers.
+ */
+export const STORAGE_SET_MARGIN_GAS = 25_000n;
+
+/**
+ * Gas limit from a node's estimate: the estimate plus the larger of 20 %
+ * (rounded up) and STORAGE_SET_MARGIN_GAS, against state moving between
+ * estimate and inclusion. Only gas used is paid; the limit matters for the
+ * balance check (limit x max fee must be there). A plain ETH transfer to an
+ * account without code costs exactly 21000 and stays so.
  */
 export function gasLimitFromEstimate(estimate: bigint): bigint {
   if (estimate <= 0n) throw new RangeError("gas estimate must be positive");
   if (estimate === 21_000n) return estimate;
-  return (estimate * 120n + 99n) / 100n;
+  const percent = (estimate * 20n + 99n) / 100n;
+  return estimate + (percent > STORAGE_SET_MARGIN_GAS ? percent : STORAGE_SET_MARGIN_GAS);
 }
 
 /** `max_fee_gwei` from the config (a JSON number, 0 = no cap) as a wei cap. */

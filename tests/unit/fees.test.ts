@@ -88,10 +88,14 @@ describe("helpers", () => {
     assert.equal(increaseByPercent(10n, 15), 12n);
     assert.equal(increaseByPercent(100n, 10), 110n);
   });
-  it("gas limit: +20 % except an exact plain transfer", () => {
+  it("gas limit: the larger of +20 % and a storage margin, except an exact plain transfer", () => {
     assert.equal(gasLimitFromEstimate(21_000n), 21_000n);
-    assert.equal(gasLimitFromEstimate(50_000n), 60_000n);
-    assert.equal(gasLimitFromEstimate(34_567n), 41_481n);
+    // small estimates: the storage margin (a recipient's balance slot may be zero again by inclusion)
+    assert.equal(gasLimitFromEstimate(50_000n), 75_000n);
+    assert.equal(gasLimitFromEstimate(34_567n), 59_567n);
+    // large estimates: 20 %, rounded up
+    assert.equal(gasLimitFromEstimate(200_000n), 240_000n);
+    assert.equal(gasLimitFromEstimate(200_001n), 240_002n);
     assert.throws(() => gasLimitFromEstimate(0n));
   });
   it("maxGasCost = limit x fee cap", () => {
