@@ -159,8 +159,8 @@ async function main() {
       description:
         "Batch pay requests (200 payouts each, assorted USDT amounts to fresh addresses) go through the bridge until every transfer is queued; " +
         "then the transfer-sender role starts (transfer_concurrency 50) and the clock runs until every transfer is `sent` (signed, stored, " +
-        `broadcast, status-2 notification written). anvil mines a block every ${BLOCK_MS} ms meanwhile (a short interval keeps small the pending pool ` +
-        "anvil estimates gas against). Raw: ethers NonceManager signing and sending " +
+        `broadcast, status-2 notification written). anvil mines a block every ${BLOCK_MS} ms meanwhile (a short interval keeps the pending pool small: ` +
+        "the raw side's estimates, at the node's default block, run against it; ours ask at `latest`). Raw: ethers NonceManager signing and sending " +
         "the same transfers (USDT `transfer`, gas estimated per call like ours) from as many wallets of its own, 50 in flight in total, in the same run.",
       rows: [
         { metric: "payouts/s, one hot wallet", value: fmt(one.rate), raw: fmt(one.raw), ratio: (one.rate / one.raw).toFixed(2), target: ">= 300/s and >= 0.5 of raw", met: one.rate >= 300 && one.rate / one.raw >= 0.5 },
