@@ -13,6 +13,7 @@ import { Wallet, parseEther } from "ethers";
 import { nowS, eventually } from "../helpers/rabbit.ts";
 import { ANVIL_KEYS } from "../../shared/devchain/anvil.ts";
 import { startTransferStack, randomAddress, HOT, COLLECTION, type TransferStack } from "../helpers/transfer-stack.ts";
+import { createChainWatch } from "../../workers/chain-watch/main.ts";
 
 const BIN = path.resolve(import.meta.dirname, "../../bin/payment.mjs");
 let s: TransferStack;
@@ -75,7 +76,14 @@ test("payment sweep moves deposit wallets' tokens to the collection wallet, topp
   await s.mint(d1, 30_500_000n);
   await s.mint(d2, 12_250_000n);
   await s.mint(d3, 500_000n);
-  await (await funder.sendTransaction({ to: d1, value: parseEther("0.01") })).wait();
+  // d1 and d2 are watched for ETH: d1's ETH from outside is a deposit, d2's gas top-up from us is not
+  const watch = createChainWatch(s.env);
+  await watch.start();
+  for (const d of [d1, d2]) {
+    await s.biz.send("topup", { queue_id: `watch-eth-${d}`, chain: "ETH", symbol: "ETH", address: d, timestamp: nowS() });
+    await eventually(() => s.env.db.prisma.watchedAddress.findFirst({ where: { symbol: "ETH", address: d, active: true } }));
+  }
+  const funded = await (await funder.sendTransaction({ to: d1, value: parseEther("0.01") })).wait();
   const collectionBefore = await s.usdtOf(COLLECTION);
   const notesBefore = s.biz.received("withdraw").length + s.biz.received("pay").length;
 
@@ -111,4 +119,12 @@ test("payment sweep moves deposit wallets' tokens to the collection wallet, topp
   assert.equal(book?.amount.toFixed(), "-999963.25");
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(s.biz.received("withdraw").length + s.biz.received("pay").length, notesBefore, "no business notification for internal transfers");
+
+  // chain-watch has scanned past the top-up's block: the outside ETH was reported, our own top-up was not
+  const cursor = await s.env.db.prisma.chainCursor.findFirstOrThrow();
+  await eventually(async () => (await s.env.db.prisma.chainCursor.findFirstOrThrow()).blockNumber > cursor.blockNumber);
+  await s.biz.waitFor("topup", (n) => n.tx_hash === funded!.hash && n.status === 2);
+  await watch.stop();
+  assert.equal(await s.env.db.prisma.deposit.count({ where: { toAddress: d2 } }), 0, "a gas top-up is not a deposit");
+  assert.deepEqual(s.biz.received("topup").filter((n) => n.address === d2 && n.tx_hash), []);
 });

@@ -198,6 +198,17 @@ export function createBlockStore(opts: BlockStoreOptions) {
       return out;
     },
 
+    /** Which of these transaction hashes are gas top-ups the gateway signed (any attempt, replacements included). */
+    async ownGasTopups(txHashes: string[]): Promise<Set<string>> {
+      if (txHashes.length === 0) return new Set();
+      const rows = (await pool.query(
+        `SELECT a.tx_hash FROM tx_attempt a JOIN transfer t ON t.id = a.transfer_id
+         WHERE a.chain = ? AND a.tx_hash IN (${txHashes.map(() => "?").join(", ")}) AND t.kind = 'gas_topup'`,
+        [chain, ...txHashes.map((h) => h.toLowerCase())],
+      )) as { tx_hash: string }[];
+      return new Set(rows.map((r) => r.tx_hash));
+    },
+
     /**
      * Consecutive blocks (each the parent of the next, the first a child of
      * the cursor), one transaction: their deposits and notifications, the

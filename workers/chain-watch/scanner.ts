@@ -72,14 +72,23 @@ export function createChainScanner(deps: ChainScannerDeps) {
     return cursor;
   }
 
-  /** Keep the block's transfers to watched (symbol, address) pairs, dropping reverted native ones. */
+  /**
+   * Keep the block's transfers to watched (symbol, address) pairs, dropping
+   * reverted native ones and the gateway's own gas top-ups: ETH the
+   * collection wallet sent a deposit wallet to pay for its sweep is not the
+   * business's customer's deposit, even when that address is watched for ETH.
+   * (The top-up's transaction is stored before it is broadcast, so it is
+   * known by the time its block is scanned.)
+   */
   async function match(raw: RawBlock): Promise<ScannedBlock> {
     const watched = raw.transfers.length === 0 ? new Map<string, string | null>() : await store.watchedAmong(recipients(raw.transfers));
     const hits = raw.transfers.filter((t) => watched.has(`${t.symbol}|${t.to}`));
-    const native = hits.filter((t) => t.logIndex === -1);
-    const succeeded = native.length > 0 ? await source.successfulTxs(native.map((t) => t.txHash), raw.hash) : new Set<string>();
+    const native = [...new Set(hits.filter((t) => t.logIndex === -1).map((t) => t.txHash))];
+    const [succeeded, ownTopups] =
+      native.length > 0 ? await Promise.all([source.successfulTxs(native, raw.hash), store.ownGasTopups(native)]) : [new Set<string>(), new Set<string>()];
+    for (const tx of ownTopups) logger.debug({ tx, block: raw.number }, "chain-watch: our own gas top-up to a watched address, not a deposit");
     const deposits: MatchedDeposit[] = hits
-      .filter((t) => t.logIndex !== -1 || succeeded.has(t.txHash))
+      .filter((t) => t.logIndex !== -1 || (succeeded.has(t.txHash) && !ownTopups.has(t.txHash)))
       .map((t: ChainTransfer) => ({ ...t, blockNumber: raw.number, blockHash: raw.hash, queueId: watched.get(`${t.symbol}|${t.to}`) ?? null }));
     return { number: raw.number, hash: raw.hash, parentHash: raw.parentHash, deposits };
   }
