@@ -4,7 +4,7 @@
  * bad value by its key, without a stack trace.
  */
 import { Command, Option } from "commander";
-import { ConfigError, loadConfig } from "../shared/config/load-config.ts";
+import { ConfigError, configWarnings, loadConfig } from "../shared/config/load-config.ts";
 import { loadSecrets } from "../shared/config/secrets.ts";
 import { MigrationError, migrate } from "../shared/adapters/db/migrate.ts";
 import { createLogger } from "../shared/logger.ts";
@@ -28,6 +28,7 @@ program
     const secrets = loadSecrets({ key: opts.key });
     const roles = resolveRoles(opts.role);
     const logger = createLogger({ level: config.log.level });
+    for (const w of configWarnings(config)) logger.warn(w);
     await preflight(config, { roles, logger });
     const rt = createRuntime(config, secrets, logger);
     await runServices(rt, await buildServices(rt, roles));

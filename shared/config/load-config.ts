@@ -99,6 +99,41 @@ function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
 }
 
+interface SchemaDef {
+  type: string;
+  innerType?: { _zod: { def: SchemaDef } };
+  in?: { _zod: { def: SchemaDef } };
+  shape?: Record<string, { _zod: { def: SchemaDef } }>;
+  valueType?: { _zod: { def: SchemaDef } };
+  element?: { _zod: { def: SchemaDef } };
+}
+
+/**
+ * Keys of `input` the schema does not know, as dotted paths. zod drops them
+ * silently; a misspelt key (`confim_height`) would leave its setting at the
+ * default without a word, so the process says which ones it ignored.
+ */
+export function unknownKeys(input: unknown, def: SchemaDef = (configSchema as unknown as { _zod: { def: SchemaDef } })._zod.def, path = ""): string[] {
+  const inner = def.innerType ?? def.in;
+  if (inner) return unknownKeys(input, inner._zod.def, path);
+  if (typeof input !== "object" || input === null) return [];
+  const at = (k: string | number) => (path ? `${path}.${k}` : String(k));
+  if (def.type === "array" && def.element && Array.isArray(input)) return input.flatMap((v, i) => unknownKeys(v, def.element!._zod.def, at(i)));
+  if (Array.isArray(input)) return [];
+  const entries = Object.entries(input);
+  if (def.type === "record" && def.valueType) return entries.flatMap(([k, v]) => unknownKeys(v, def.valueType!._zod.def, at(k)));
+  if (def.type !== "object" || !def.shape) return [];
+  const shape = def.shape;
+  return entries.flatMap(([k, v]) => (k in shape ? unknownKeys(v, shape[k]!._zod.def, at(k)) : [at(k)]));
+}
+
+const warningsOf = new WeakMap<Config, string[]>();
+
+/** What loading the config noticed without refusing it (unknown keys), for the process to log. */
+export function configWarnings(config: Config): string[] {
+  return warningsOf.get(config) ?? [];
+}
+
 /** Validate a raw object (file content with overrides applied). */
 export function parseConfig(raw: unknown): Config {
   // zod says only "Invalid input" for a missing key of a union type (every
@@ -122,7 +157,10 @@ export function parseConfig(raw: unknown): Config {
     }
     chains[key] = { ...chain, key };
   }
-  return deepFreeze({ ...cfg, rmq_config: cfg.rmq_config as Config["rmq_config"], chains });
+  const config = deepFreeze({ ...cfg, rmq_config: cfg.rmq_config as Config["rmq_config"], chains }) as Config;
+  const unknown = unknownKeys(raw);
+  if (unknown.length > 0) warningsOf.set(config, [`unknown configuration key(s) ignored: ${unknown.join(", ")}`]);
+  return config;
 }
 
 /** Read the file (if any), apply env overrides, validate. */

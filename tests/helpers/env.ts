@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import * as amqp from "amqplib";
 import { Redis } from "ioredis";
-import { parseConfig, type Config } from "../../shared/config/load-config.ts";
+import { configWarnings, parseConfig, type Config } from "../../shared/config/load-config.ts";
 import type { ConfigInput } from "../../shared/config/schema.ts";
 import { migrate } from "../../shared/adapters/db/migrate.ts";
 import { createDb, type Db } from "../../shared/adapters/db/client.ts";
@@ -111,6 +111,9 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
   };
   if (opts.config) input = opts.config(input);
   const config = parseConfig(input);
+  // a test's config override with a misspelt key would silently test the default
+  const warnings = configWarnings(config);
+  if (warnings.length > 0) throw new Error(`test config: ${warnings.join("; ")}`);
 
   const key = `test-communication-key-${id}`;
   const masterKey = randomBytes(32);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { parseConfig, loadConfig, applyEnvOverrides, ConfigError } from "../../shared/config/load-config.ts";
+import { parseConfig, loadConfig, applyEnvOverrides, ConfigError, configWarnings, unknownKeys } from "../../shared/config/load-config.ts";
 import { loadSecrets, parseMasterKey } from "../../shared/config/secrets.ts";
 
 const USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7";
@@ -296,5 +296,42 @@ describe("applyEnvOverrides: amounts never pass through a float", () => {
     assert.equal(c.policy.approval_threshold.USDT, "0.30000000000000001");
     assert.equal(c.policy.per_request_cap.ETH, "1000000000000000000000");
     assert.equal(c.chains.ETH!.gas_topup_eth, "0.005");
+  });
+});
+
+describe("unknown keys: ignored by the schema, named in a warning", () => {
+  it("the SPEC example and a config using every section have none", () => {
+    const spec = {
+      net: ["ETH"],
+      rmq_config: { sub_addr: "amqp://guest:guest@127.0.0.1:5672", topup: { queue: "pay.recharge.queue", exchange: "pay.exchange", routing: ["pay.recharge.routing.key"] } },
+      redis_url: "redis://127.0.0.1:6379",
+      mysql_url: "mysql://root:root@127.0.0.1:3306/payment",
+      eth_config: {
+        rpc_url: "http://127.0.0.1:8545",
+        ws_url: "ws://127.0.0.1:8545",
+        confirm_height: 20,
+        tokens: { USDT: { address: USDT, decimals: 6 }, "my.token": { address: USDT, decimals: 6 } },
+        collection_address: "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
+        fallback_to_collection: true,
+      },
+      policy: { per_request_cap: { USDT: "1000" } },
+      redis: { sentinels: [{ host: "a", port: 26379 }] },
+    };
+    assert.deepEqual(unknownKeys(spec), []);
+    assert.deepEqual(configWarnings(parseConfig(spec)), []);
+  });
+  it("misspelt keys at any depth, in maps and arrays, are listed by path", () => {
+    const raw = {
+      ...minimal,
+      eth_config: { ...minimal.eth_config, confim_height: 50, tokens: { USDT: { address: USDT, decimal: 6 } } },
+      redis: { sentinels: [{ host: "a", port: 1, hots: "b" }] },
+      dashbord: { port: 1 },
+    };
+    assert.deepEqual(unknownKeys(raw).sort(), ["dashbord", "eth_config.confim_height", "eth_config.tokens.USDT.decimal", "redis.sentinels.0.hots"]);
+  });
+  it("the loaded config carries one warning naming them; values still parse", () => {
+    const c = parseConfig({ ...minimal, eth_config: { ...minimal.eth_config, confim_height: 50 } });
+    assert.equal(c.chains.ETH!.confirm_height, 20);
+    assert.deepEqual(configWarnings(c), ["unknown configuration key(s) ignored: eth_config.confim_height"]);
   });
 });
