@@ -53,9 +53,16 @@ const rmqConfig = z
   })
   .prefault({});
 
+/**
+ * Every amount is stored exactly as DECIMAL(65,18): an asset with more
+ * decimals could carry a fraction the database cannot hold, and a deposit
+ * the scanner cannot store would hold up its chain. Refused at start instead.
+ */
+const assetDecimals = () => z.number().int().min(0).max(18, "at most 18 (amounts are stored exactly as DECIMAL(65,18))");
+
 const token = z.object({
   address: address(),
-  decimals: z.number().int().min(0).max(36),
+  decimals: assetDecimals(),
 });
 
 export const chainConfig = z.object({
@@ -66,7 +73,7 @@ export const chainConfig = z.object({
   chain_id: z.number().int().positive().optional(),
   confirm_height: z.number().int().min(1).max(10_000).default(20),
   native_symbol: str().default("ETH"),
-  native_decimals: z.number().int().min(0).max(36).default(18),
+  native_decimals: assetDecimals().default(18),
   tokens: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,16}$/), token).default({}),
   collection_address: address().optional(),
   fallback_to_collection: z.boolean().default(false),

@@ -106,6 +106,8 @@ describe("parseConfig: errors name the key", () => {
     ["confirm_height a string in the file", { eth_config: { rpc_url: "http://a", confirm_height: "x" } }, /eth_config\.confirm_height: .*number/],
     ["confirm_height zero", { eth_config: { rpc_url: "http://a", confirm_height: 0 } }, /eth_config\.confirm_height/],
     ["token decimals too large", { eth_config: { rpc_url: "http://a", tokens: { USDT: { address: USDT, decimals: 99 } } } }, /eth_config\.tokens\.USDT\.decimals/],
+    ["token decimals beyond what the database stores", { eth_config: { rpc_url: "http://a", tokens: { USDT: { address: USDT, decimals: 24 } } } }, /eth_config\.tokens\.USDT\.decimals: at most 18/],
+    ["native decimals beyond what the database stores", { eth_config: { rpc_url: "http://a", native_decimals: 19 } }, /eth_config\.native_decimals: at most 18/],
     ["token address missing", { eth_config: { rpc_url: "http://a", tokens: { USDT: { decimals: 6 } } } }, /eth_config\.tokens\.USDT\.address: required/],
     ["token address malformed", { eth_config: { rpc_url: "http://a", tokens: { USDT: { address: "0x12", decimals: 6 } } } }, /eth_config\.tokens\.USDT\.address: must be a 0x-prefixed 20-byte hex address/],
     ["token named like the native coin", { eth_config: { rpc_url: "http://a", tokens: { ETH: { address: USDT, decimals: 18 } } } }, /ETH\.tokens\.ETH: clashes with the native symbol/],
