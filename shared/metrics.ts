@@ -20,6 +20,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     notifications: new Counter({ name: "payment_notifications_total", help: "Notifications published by kind and status", labelNames: ["kind", "status"], registers: [registry] }),
     queueDepth: new Gauge({ name: "payment_queue_jobs", help: "BullMQ jobs per queue and state", labelNames: ["queue", "state"], registers: [registry] }),
     outboxPending: new Gauge({ name: "payment_outbox_pending", help: "Notifications waiting in the outbox", registers: [registry] }),
+    unbroadcastOldest: new Gauge({
+      name: "payment_transfer_unbroadcast_seconds",
+      help: "Age of the oldest transfer signed but not yet accepted by the node (0: none), per chain",
+      labelNames: ["chain"],
+      registers: [registry],
+    }),
   };
   return metrics;
 }

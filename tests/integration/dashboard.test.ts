@@ -152,6 +152,15 @@ test("/metrics serves every gateway metric, with global gauges computed on scrap
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }),
   });
   const head = BigInt(((await rpc.json()) as { result: string }).result);
+  // a transfer signed two minutes ago that the node has not accepted yet
+  const held = await prisma.transfer.create({
+    data: { kind: "withdraw", queueId: "m-signed", chain: "ETH", symbol: "USDT", requestedFrom: "0x" + "05".repeat(20), toAddress: "0x" + "06".repeat(20), amount: "1", state: "signed", nonce: 7n },
+  });
+  await env.db.pool.query(
+    `INSERT INTO tx_attempt (transfer_id, chain, from_address, nonce, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, gas_limit, state, created_at)
+     VALUES (?, 'ETH', ?, 7, ?, '0x00', 1, 1, 21000, 'signed', NOW(3) - INTERVAL 120 SECOND)`,
+    [held.id, "0x" + "05".repeat(20), "0x" + "0a".repeat(32)],
+  );
   await prisma.chainCursor.create({ data: { chain: "ETH", blockNumber: 0n, blockHash: "0x" + "00".repeat(32) } });
   await enqueue(env.queues, "send-transfer", { transferId: "999", label: "withdraw metrics-test" }, { delay: 60_000 });
   env.metrics.transfers.inc({ chain: "ETH", symbol: "USDT", status: "failed" });
@@ -165,6 +174,8 @@ test("/metrics serves every gateway metric, with global gauges computed on scrap
   }
   assert.match(m, /^payment_pending_confirmations\{chain="ETH"\} 3$/m, "1 seen deposit + 1 sent + 1 mined transfer");
   assert.match(m, /^payment_outbox_pending 2$/m);
+  const unbroadcast = /^payment_transfer_unbroadcast_seconds\{chain="ETH"\} (\d+)$/m.exec(m);
+  assert.ok(unbroadcast && Number(unbroadcast[1]) >= 120 && Number(unbroadcast[1]) < 200, `oldest signed, not broadcast: ${unbroadcast?.[1]}`);
   assert.match(m, /^payment_queue_jobs\{queue="transfer",state="delayed"\} 1$/m);
   assert.match(m, /^payment_queue_jobs\{queue="confirm",state="failed"\} 0$/m);
   assert.match(m, /^payment_transfers_total\{chain="ETH",symbol="USDT",status="failed"\} 1$/m);

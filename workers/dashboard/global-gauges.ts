@@ -73,6 +73,30 @@ export function createGlobalGauges(deps: GlobalGaugesDeps) {
     metrics.outboxPending.set(Number(rows[0]!.n));
   }
 
+  /**
+   * A transfer normally leaves `signed` within milliseconds (broadcast right
+   * after its commit). One that stays there is being refused by the node (its
+   * wallet's ETH fell short of the gas, its fee cap is under the base fee) or
+   * the node is down: it is re-broadcast as it is, never re-signed, and every
+   * later transfer of that wallet waits behind its nonce. The age of the
+   * oldest such transaction is what an operator must see.
+   */
+  async function unbroadcast() {
+    const rows = (await withTimeout(
+      deps.db.pool.query(
+        `SELECT t.chain, TIMESTAMPDIFF(SECOND, MIN(a.created_at), NOW(3)) AS age
+         FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id
+         WHERE t.state = 'signed' GROUP BY t.chain`,
+      ),
+      timeoutMs,
+      "mysql",
+    )) as { chain: string; age: bigint | number | null }[];
+    const age = new Map<string, number>(chains.map((c) => [c, 0]));
+    for (const r of rows) age.set(r.chain, Math.max(0, Number(r.age ?? 0)));
+    metrics.unbroadcastOldest.reset();
+    for (const [chain, seconds] of age) metrics.unbroadcastOldest.set({ chain }, seconds);
+  }
+
   async function pendingAndCursors(heads: Record<string, bigint>) {
     const [deposits, transfers, cursors] = (await withTimeout(
       Promise.all([
@@ -117,6 +141,10 @@ export function createGlobalGauges(deps: GlobalGaugesDeps) {
         outbox().catch((e) => {
           metrics.outboxPending.reset();
           log("outbox")(e);
+        }),
+        unbroadcast().catch((e) => {
+          metrics.unbroadcastOldest.reset();
+          log("unbroadcast transfers")(e);
         }),
         pendingAndCursors(health.heads).catch((e) => {
           metrics.pendingConfirmations.reset();
