@@ -14,6 +14,25 @@ import { loadSecrets, parseMasterKey } from "../../shared/config/secrets.ts";
 const USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7";
 const minimal = { eth_config: { rpc_url: "http://127.0.0.1:8545" } };
 
+/** the configuration example of SPEC §6 */
+const SPEC_EXAMPLE = {
+  net: ["ETH"],
+  rmq_config: {
+    sub_addr: "amqp://guest:guest@127.0.0.1:5672",
+    topup: { queue: "pay.recharge.queue", exchange: "pay.exchange", routing: ["pay.recharge.routing.key"] },
+  },
+  redis_url: "redis://127.0.0.1:6379",
+  mysql_url: "mysql://root:root@127.0.0.1:3306/payment",
+  eth_config: {
+    rpc_url: "http://127.0.0.1:8545",
+    ws_url: "ws://127.0.0.1:8545",
+    confirm_height: 20,
+    tokens: { USDT: { address: USDT, decimals: 6 } },
+    collection_address: "0xABCDEF0000000000000000000000000000000001",
+    fallback_to_collection: true,
+  },
+};
+
 function configError(fn: () => unknown): string {
   try {
     fn();
@@ -59,23 +78,7 @@ describe("parseConfig: defaults", () => {
   });
 
   it("the SPEC §6 example parses; addresses are lowercased", () => {
-    const c = parseConfig({
-      net: ["ETH"],
-      rmq_config: {
-        sub_addr: "amqp://guest:guest@127.0.0.1:5672",
-        topup: { queue: "pay.recharge.queue", exchange: "pay.exchange", routing: ["pay.recharge.routing.key"] },
-      },
-      redis_url: "redis://127.0.0.1:6379",
-      mysql_url: "mysql://root:root@127.0.0.1:3306/payment",
-      eth_config: {
-        rpc_url: "http://127.0.0.1:8545",
-        ws_url: "ws://127.0.0.1:8545",
-        confirm_height: 20,
-        tokens: { USDT: { address: USDT, decimals: 6 } },
-        collection_address: "0xABCDEF0000000000000000000000000000000001",
-        fallback_to_collection: true,
-      },
-    });
+    const c = parseConfig(SPEC_EXAMPLE);
     assert.equal(c.chains.ETH!.tokens.USDT!.address, USDT.toLowerCase());
     assert.equal(c.chains.ETH!.collection_address, "0xabcdef0000000000000000000000000000000001");
     assert.equal(c.chains.ETH!.fallback_to_collection, true);
@@ -304,18 +307,8 @@ describe("applyEnvOverrides: amounts never pass through a float", () => {
 describe("unknown keys: ignored by the schema, named in a warning", () => {
   it("the SPEC example and a config using every section have none", () => {
     const spec = {
-      net: ["ETH"],
-      rmq_config: { sub_addr: "amqp://guest:guest@127.0.0.1:5672", topup: { queue: "pay.recharge.queue", exchange: "pay.exchange", routing: ["pay.recharge.routing.key"] } },
-      redis_url: "redis://127.0.0.1:6379",
-      mysql_url: "mysql://root:root@127.0.0.1:3306/payment",
-      eth_config: {
-        rpc_url: "http://127.0.0.1:8545",
-        ws_url: "ws://127.0.0.1:8545",
-        confirm_height: 20,
-        tokens: { USDT: { address: USDT, decimals: 6 }, "my.token": { address: USDT, decimals: 6 } },
-        collection_address: "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
-        fallback_to_collection: true,
-      },
+      ...SPEC_EXAMPLE,
+      eth_config: { ...SPEC_EXAMPLE.eth_config, tokens: { ...SPEC_EXAMPLE.eth_config.tokens, "my.token": { address: USDT, decimals: 6 } } },
       policy: { per_request_cap: { USDT: "1000" } },
       redis: { sentinels: [{ host: "a", port: 26379 }] },
     };

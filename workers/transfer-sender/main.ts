@@ -14,12 +14,8 @@
 import type { Worker } from "bullmq";
 import type { Config } from "../../shared/config/load-config.ts";
 import { ConfigError } from "../../shared/config/load-config.ts";
-import type { Db } from "../../shared/adapters/db/client.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { Metrics } from "../../shared/metrics.ts";
-import type { Queues } from "../../shared/jobs/registry.ts";
 import { createWorker, jobTiming } from "../../shared/jobs/worker.ts";
-import { closeRedis, type RedisClient, type RedisFactory } from "../../shared/adapters/redis.ts";
+import { closeRedis, type RedisClient } from "../../shared/adapters/redis.ts";
 import { createChainClient, type ChainClient } from "../../shared/adapters/chain.ts";
 import { createKeystore } from "../../shared/adapters/keystore.ts";
 import { describeError } from "../../shared/domain/errors.ts";
@@ -27,14 +23,9 @@ import { policyLimits } from "../../shared/domain/policy.ts";
 import { outboxWaker, senderChains, type SenderContext } from "./context.ts";
 import { createSendTransferHandler } from "./send-transfer.ts";
 import { assetOf } from "./tx-build.ts";
+import type { RoleDeps } from "../../shared/runtime/role-deps.ts";
 
-export interface TransferSenderDeps {
-  config: Config;
-  db: Db;
-  redis: RedisFactory;
-  queues: Queues;
-  logger: Logger;
-  metrics: Metrics;
+export interface TransferSenderDeps extends RoleDeps {
   /** the 32-byte AES-256-GCM master key (from loadSecrets) */
   masterKey: Buffer;
   /** node clients per chain key; created from config when absent */
