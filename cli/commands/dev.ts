@@ -3,7 +3,8 @@
  * deploys the USDT-like test token, writes a dev config and keys under .dev/,
  * resets and migrates a dev database, imports funded dev wallets, and runs
  * every role in this one process. The dev chain starts from block 0 each
- * time, so the dev database is recreated each time too.
+ * time, so the dev database, the dev Redis prefix and the dev queues are
+ * reset each time too.
  *
  * Redis, RabbitMQ and MySQL are expected locally (or via `docker compose up
  * -d redis rabbitmq mysql`); a missing one is named with how to start it.
@@ -14,7 +15,11 @@ import path from "node:path";
 import type { Command } from "commander";
 import * as mariadb from "mariadb";
 import { Contract, JsonRpcProvider, Wallet, NonceManager } from "ethers";
-import { ConfigError, loadConfig } from "../../shared/config/load-config.ts";
+import { Redis } from "ioredis";
+import * as amqp from "amqplib";
+import { ConfigError, loadConfig, type Config } from "../../shared/config/load-config.ts";
+import type { RmqRoute } from "../../shared/config/schema.ts";
+import { declareRoutes } from "../../shared/adapters/amqp.ts";
 import { loadSecrets } from "../../shared/config/secrets.ts";
 import { migrate } from "../../shared/adapters/db/migrate.ts";
 import { poolConfigFromUrl } from "../../shared/adapters/db/client.ts";
@@ -55,6 +60,38 @@ async function resetDatabase(url: string) {
     await conn.end();
   }
   await migrate(url);
+}
+
+/**
+ * The dev chain and database start from nothing each time, so the rest of
+ * the dev state must too: BullMQ jobs left under the dev Redis prefix carry
+ * row ids of the dropped database (a deterministic job id that already
+ * exists would swallow a new job of the same id), and notifications left in
+ * the dev queues describe transactions of a chain that is gone.
+ */
+async function resetDevQueues(config: Config) {
+  const redis = new Redis(config.redis_url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${config.redis.prefix}:*`, "COUNT", 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+  const conn = await amqp.connect([config.rmq_config.sub_addr].flat()[0]!);
+  try {
+    const ch = await conn.createChannel();
+    const routes = Object.values(config.rmq_config).filter((r): r is RmqRoute => typeof r === "object" && r !== null && "queue" in r);
+    await declareRoutes(ch, routes);
+    for (const r of routes) await ch.purgeQueue(r.queue);
+    await ch.close();
+  } finally {
+    await conn.close();
+  }
 }
 
 export function register(program: Command): void {
@@ -120,6 +157,7 @@ export function register(program: Command): void {
       await resetDatabase(opts.mysqlUrl);
       const env = { ...process.env, PAYMENT_KEY: communicationKey, PAYMENT_MASTER_KEY: masterKeyHex, PAYMENT_DASHBOARD_PASSWORD: dashboardPassword };
       const config = loadConfig({ file: configFile, env });
+      await resetDevQueues(config);
       const secrets = loadSecrets({ env });
       const logger = createLogger({ level: config.log.level });
       const rt = createRuntime(config, secrets, logger);
