@@ -3,7 +3,7 @@
  * (outbox -> signed notifications). Built from explicit dependencies; it
  * opens its own RabbitMQ connection and Redis subscriber on `start()`.
  */
-import type { Config } from "../shared/config/load-config.ts";
+import { rabbitUrls, type Config } from "../shared/config/load-config.ts";
 import type { Db } from "../shared/adapters/db/client.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Metrics } from "../shared/metrics.ts";
@@ -33,7 +33,7 @@ export interface BridgeDeps {
 export function createBridge(deps: BridgeDeps) {
   const { config, logger } = deps;
   const rmq = config.rmq_config;
-  const urls = Array.isArray(rmq.sub_addr) ? rmq.sub_addr : [rmq.sub_addr];
+  const urls = rabbitUrls(config);
   const amqp = new AmqpConnection({ urls, heartbeatS: rmq.heartbeat_s, logger, name: `payment-bridge-${process.pid}` });
   const assets = assetCatalog(config.chains);
   const addressLog = createAddressLog({

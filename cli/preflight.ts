@@ -3,7 +3,7 @@
  * say which one does not and how to start it, instead of a stack trace.
  */
 import type { Config } from "../shared/config/load-config.ts";
-import { ConfigError } from "../shared/config/load-config.ts";
+import { ConfigError, rabbitUrls } from "../shared/config/load-config.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Role } from "./roles.ts";
 import { checkMysql, checkNode, checkRabbit, checkRedis, type ServiceCheck } from "../workers/dashboard/service-checks.ts";
@@ -15,8 +15,7 @@ export { checkMysql, checkNode, checkRabbit, checkRedis, type ServiceCheck };
 export async function preflight(config: Config, opts: { roles: Role[]; logger?: Logger; databaseMayBeMissing?: boolean }): Promise<ServiceCheck[]> {
   const checks: Promise<ServiceCheck>[] = [checkRedis(config.redis.cluster_nodes?.[0] ?? config.redis_url), checkMysql(config.mysql_url, opts)];
   if (opts.roles.includes("bridge")) {
-    const urls = Array.isArray(config.rmq_config.sub_addr) ? config.rmq_config.sub_addr : [config.rmq_config.sub_addr];
-    checks.push(checkRabbit(urls));
+    checks.push(checkRabbit(rabbitUrls(config)));
   }
   if (opts.roles.some((r) => r === "chain-watch" || r === "transfer-sender" || r === "confirmation")) {
     for (const c of Object.values(config.chains)) checks.push(checkNode(c.rpc_url));

@@ -8,7 +8,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import * as amqp from "amqplib";
 import { Contract, JsonRpcProvider, NonceManager, Wallet, Interface, parseUnits } from "ethers";
-import { ConfigError, loadConfig, type Config } from "../../shared/config/load-config.ts";
+import { ConfigError, loadConfig, rabbitUrls, type Config } from "../../shared/config/load-config.ts";
 import { signMessage, verifyMessage } from "../../shared/domain/signature.ts";
 import { ANVIL_KEYS } from "../../shared/devchain/anvil.ts";
 import { DEV_DIR } from "./dev.ts";
@@ -30,7 +30,7 @@ const respRoutes = { topup: "topup_resp", withdraw: "withdraw_resp", pay: "pay_r
 type Kind = keyof typeof respRoutes;
 
 async function publish(config: Config, key: string, kind: Kind, body: Record<string, unknown>) {
-  const conn = await amqp.connect(Array.isArray(config.rmq_config.sub_addr) ? config.rmq_config.sub_addr[0]! : config.rmq_config.sub_addr);
+  const conn = await amqp.connect(rabbitUrls(config)[0]!);
   try {
     const ch = await conn.createConfirmChannel();
     const route = config.rmq_config[kind];
@@ -46,7 +46,7 @@ async function publish(config: Config, key: string, kind: Kind, body: Record<str
 
 /** Print notifications until `until` returns true for one (or forever). */
 async function listen(config: Config, key: string, until?: (kind: Kind, n: Record<string, unknown>) => boolean) {
-  const conn = await amqp.connect(Array.isArray(config.rmq_config.sub_addr) ? config.rmq_config.sub_addr[0]! : config.rmq_config.sub_addr);
+  const conn = await amqp.connect(rabbitUrls(config)[0]!);
   const ch = await conn.createChannel();
   await new Promise<void>((resolve) => {
     for (const kind of Object.keys(respRoutes) as Kind[]) {

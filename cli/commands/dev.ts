@@ -17,8 +17,8 @@ import * as mariadb from "mariadb";
 import { Contract, JsonRpcProvider, Wallet, NonceManager } from "ethers";
 import { Redis } from "ioredis";
 import * as amqp from "amqplib";
-import { ConfigError, loadConfig, type Config } from "../../shared/config/load-config.ts";
-import type { RmqRoute } from "../../shared/config/schema.ts";
+import { ConfigError, loadConfig, rabbitUrls, type Config } from "../../shared/config/load-config.ts";
+import { RMQ_ROUTE_KEYS } from "../../shared/config/schema.ts";
 import { declareRoutes } from "../../shared/adapters/amqp.ts";
 import { loadSecrets } from "../../shared/config/secrets.ts";
 import { migrate } from "../../shared/adapters/db/migrate.ts";
@@ -82,10 +82,10 @@ async function resetDevQueues(config: Config) {
   } finally {
     redis.disconnect();
   }
-  const conn = await amqp.connect([config.rmq_config.sub_addr].flat()[0]!);
+  const conn = await amqp.connect(rabbitUrls(config)[0]!);
   try {
     const ch = await conn.createChannel();
-    const routes = Object.values(config.rmq_config).filter((r): r is RmqRoute => typeof r === "object" && r !== null && "queue" in r);
+    const routes = RMQ_ROUTE_KEYS.map((k) => config.rmq_config[k]);
     await declareRoutes(ch, routes);
     for (const r of routes) await ch.purgeQueue(r.queue);
     await ch.close();

@@ -30,6 +30,12 @@ export type Config = Readonly<
   }
 >;
 
+/** `rmq_config.sub_addr` as a list: one URL, or a cluster's nodes tried in turn. */
+export function rabbitUrls(config: Pick<Config, "rmq_config">): string[] {
+  const a = config.rmq_config.sub_addr;
+  return Array.isArray(a) ? [...a] : [a];
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }

@@ -9,7 +9,7 @@
  * URLs often carry a provider API key in their path. Full details go to the
  * log. Concurrent probes share one run of the checks.
  */
-import type { Config } from "../../shared/config/load-config.ts";
+import { rabbitUrls, type Config } from "../../shared/config/load-config.ts";
 import type { RedisFactory } from "../../shared/adapters/redis.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { checkMysql, checkNode, checkRabbit, checkRedis, type ServiceCheck } from "./service-checks.ts";
@@ -44,7 +44,7 @@ const result = (c: ServiceCheck): CheckResult => (c.ok ? { ok: true } : { ok: fa
 export function createHealth(deps: { config: Config; redis: RedisFactory; logger: Logger; timeoutMs?: number }) {
   const { config } = deps;
   const timeoutMs = deps.timeoutMs ?? 2000;
-  const rabbitUrls = Array.isArray(config.rmq_config.sub_addr) ? config.rmq_config.sub_addr : [config.rmq_config.sub_addr];
+  const rabbitUrlList = rabbitUrls(config);
   let inFlight: Promise<HealthReport> | null = null;
 
   async function run(): Promise<HealthReport> {
@@ -54,7 +54,7 @@ export function createHealth(deps: { config: Config; redis: RedisFactory; logger
       // and the disconnect afterwards bound the probe while Redis is down
       checkRedis(() => deps.redis.create("health"), { timeoutMs }),
       checkMysql(config.mysql_url, { timeoutMs }),
-      checkRabbit(rabbitUrls, { timeoutMs }),
+      checkRabbit(rabbitUrlList, { timeoutMs }),
       ...chains.map((c) => checkNode(c.rpc_url, { timeoutMs })),
     ]);
     const node: Record<string, CheckResult> = {};
