@@ -114,10 +114,9 @@ async function main() {
           "own timers fire a margin later, as the fallback); that run holds the block's MySQL named lock and finalises every due sibling after " +
           "the same checks as its own (receipts fetched once per transaction), in chunks of 1,000 deposits (two transactions in flight, the next " +
           "page read and verified meanwhile); siblings' jobs later find their rows confirmed. The outbox claims READ COMMITTED and drains pipelined.",
-        "What bounds it: MariaDB write throughput on the shared two cores. Each final is about eight row operations (deposit state, book " +
-          "balance, status-1 notification, audit event; then the outbox's claim, `sent` and audit), some twenty index changes; chunks commit at " +
-          "roughly 7,000 to 9,000 deposits/s here. Fewer rows per final (e.g. the `notification.sent` audit row repeats the notification's own " +
-          "sent_at) or a MariaDB with cores of its own would lift it.",
+        "What bounds it: MariaDB write throughput on the shared two cores. Each final is five row operations (deposit state, book balance, " +
+          "status-1 notification; then the outbox's claim and `sent`), seven before issue 11 (a deposit.confirmed and a notification.sent audit " +
+          "row repeated the rows they were about; see row-writes). A MariaDB with cores of its own would lift it further.",
       ],
       smoke,
     });

@@ -55,7 +55,7 @@ async function main() {
   const env = await createBenchEnv({ anvil: false });
   const hot = Wallet.createRandom().address.toLowerCase();
   await env.db.prisma.wallet.create({ data: { chain: "ETH", address: hot, kind: "hot", encryptedKey: "bench", keyId: "bench" } });
-  const conn = await amqp.connect(RABBIT_URL);
+  const conn = await amqp.connect(RABBIT_URL, { noDelay: true });
   try {
     const ts = Math.floor(Date.now() / 1000);
     const withdraws = Array.from({ length: N }, (_, i) =>

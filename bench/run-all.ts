@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { isSmoke } from "./lib/report.ts";
 
-const BENCHMARKS = ["ingest", "detect", "head-latency", "confirm", "send", "memory"];
+const BENCHMARKS = ["ingest", "poison", "detect", "head-latency", "confirm", "send", "memory", "row-writes", "gas-7702"];
 const smoke = isSmoke();
 const onlyArg = process.argv.indexOf("--only");
 const only = onlyArg > 0 ? process.argv[onlyArg + 1]!.split(",") : BENCHMARKS;

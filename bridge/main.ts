@@ -10,7 +10,9 @@ import type { Metrics } from "../shared/metrics.ts";
 import { type RedisFactory, closeRedis } from "../shared/adapters/redis.ts";
 import { AmqpConnection, declareRoutes } from "../shared/adapters/amqp.ts";
 import type { Queues } from "../shared/jobs/registry.ts";
-import { assetCatalog, type RequestKind } from "../shared/domain/requests.ts";
+import { assetCatalog } from "../shared/domain/requests.ts";
+import { REQUEST_KINDS, REQUEST_KIND_SPECS, type RequestKind } from "../shared/domain/request-kinds.ts";
+import { isTransientDbError } from "../shared/adapters/db/sql.ts";
 import { outboxChannel } from "../shared/adapters/db/outbox.ts";
 import { createRequestHandler } from "./request-handler.ts";
 import { createRequestConsumer } from "./request-consumer.ts";
@@ -18,7 +20,18 @@ import { createOutboxPublisher } from "./outbox-publisher.ts";
 import { RMQ_ROUTE_KEYS } from "../shared/config/schema.ts";
 import { createAddressLog } from "../shared/adapters/address-log.ts";
 
-const RESP_EVENT: Record<string, string> = { topup: "TopupResp", withdraw: "WithdrawResp", pay: "PayResp", remove: "RemoveResp" };
+/** A health probe that gives up instead of waiting for a dead service (Redis commands wait while it is down). */
+async function answers(probe: () => Promise<unknown>, timeoutMs = 2_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  try {
+    return await Promise.race([probe().then(() => true), timeout]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export interface BridgeDeps {
   config: Config;
@@ -41,17 +54,18 @@ export function createBridge(deps: BridgeDeps) {
     maxBytes: config.log.address_log_max_bytes,
     onError: (err) => logger.warn({ err: String(err) }, "bridge: per-address log write failed"),
   });
-  const requestRoutes: Record<RequestKind, (typeof rmq)["topup"]> = { topup: rmq.topup, withdraw: rmq.withdraw, pay: rmq.pay, remove: rmq.remove };
+  const byKind = <T>(f: (kind: RequestKind) => T) => Object.fromEntries(REQUEST_KINDS.map((k) => [k, f(k)])) as Record<RequestKind, T>;
+  const requestRoutes = byKind((k) => rmq[REQUEST_KIND_SPECS[k].requestRoute]);
 
   const publisher = createOutboxPublisher({
     pool: deps.db.pool,
     amqp,
     logger: logger.child({ component: "outbox" }),
-    routes: { topup: rmq.topup_resp, withdraw: rmq.withdraw_resp, pay: rmq.pay_resp, remove: rmq.remove_resp },
+    routes: byKind((k) => rmq[REQUEST_KIND_SPECS[k].responseRoute]),
     communicationKey: deps.communicationKey,
     onPublished: (n) => {
       deps.metrics.notifications.inc({ kind: n.kind, status: String(n.status) });
-      if (n.address) addressLog.write(n.address, RESP_EVENT[n.kind] ?? "Resp", { queue_id: n.queueId, status: n.status, notification_id: n.notificationId });
+      if (n.address) addressLog.write(n.address, REQUEST_KIND_SPECS[n.kind].respLogEvent, { queue_id: n.queueId, status: n.status, notification_id: n.notificationId });
     },
   });
   const handler = createRequestHandler({
@@ -76,9 +90,13 @@ export function createBridge(deps: BridgeDeps) {
     deadRoute: rmq.dead,
     prefetch: rmq.prefetch,
     handleBatch: handler.handleBatch,
+    // by the driver's code first; an error we cannot place is judged by asking both stores directly
+    isInfrastructureFault: async (err) =>
+      isTransientDbError(err) || !(await answers(() => deps.db.pool.query("SELECT 1"))) || !(await answers(() => deps.queues.transfer.count())),
     onOutcome: (kind, o) => {
-      const result = o.action === "dead" ? "dead_letter" : o.result === "rejected" ? (o.code ?? "rejected") : o.result;
+      const result = o.action === "dead" ? "dead_letter" : o.result === "rejected" ? o.code : o.result;
       deps.metrics.requests.inc({ kind, result });
+      if (o.action === "dead") deps.metrics.deadLettered.inc({ kind, reason: o.reason });
       if (o.action === "ack" && o.result === "rejected") logger.info({ kind, code: o.code }, "bridge: request refused");
     },
   });

@@ -17,7 +17,7 @@
  *
  * Throughput: a backlog is drained batch after batch, each published in id
  * order on one channel, with the next batch claimed while this one's
- * confirms come back and the bookkeeping (`sent` + audit) of one batch
+ * confirms come back and the bookkeeping (`sent`) of one batch
  * overlapping the next.
  */
 import { randomUUID } from "node:crypto";
@@ -25,20 +25,21 @@ import type { Pool } from "mariadb";
 import type { Logger } from "../shared/logger.ts";
 import { type AmqpConnection, type AmqpConfirmChannel, publishConfirmed } from "../shared/adapters/amqp.ts";
 import type { RmqRoute } from "../shared/config/schema.ts";
+import type { RequestKind } from "../shared/domain/request-kinds.ts";
 import { signMessage } from "../shared/domain/signature.ts";
-import { insertAudit } from "../shared/adapters/db/outbox.ts";
+import { affected, inList } from "../shared/adapters/db/sql.ts";
 
 export interface OutboxPublisherDeps {
   pool: Pool;
   amqp: AmqpConnection;
   logger: Logger;
   /** response route per notification kind */
-  routes: Record<string, RmqRoute>;
+  routes: Record<RequestKind, RmqRoute>;
   communicationKey: string;
   batchSize?: number;
   pollMs?: number;
   leaseMs?: number;
-  onPublished?: (n: { kind: string; status: number; address: string | null; queueId: string | null; notificationId: string }) => void;
+  onPublished?: (n: { kind: RequestKind; status: number; address: string | null; queueId: string | null; notificationId: string }) => void;
 }
 
 interface Row {
@@ -106,8 +107,8 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
            WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < NOW(3)) ORDER BY id LIMIT ?`,
           [claim, leaseMs * 1000, batchSize],
         ),
-      ])) as [unknown, { affectedRows: number }];
-      if (Number(claimed.affectedRows) === 0) return [];
+      ])) as [unknown, unknown];
+      if (affected(claimed) === 0) return [];
       return (await conn.query(
         // LIMIT: the claim took the first pending rows in id order, so the (state, id) index walk stops
         // right after them instead of reading every pending row (thousands after a big block)
@@ -129,8 +130,9 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
     }
     const results = await Promise.allSettled(
       rows.map(async (row) => {
-        const route = deps.routes[row.kind];
-        if (!route) return; // an internal kind (sweep) has no business queue
+        const route = deps.routes[row.kind as RequestKind];
+        // never marked sent unpublished: notifications are built for the request kinds only (NotificationDraft.kind)
+        if (!route) throw new Error(`no response route for notification kind ${row.kind}`);
         const signed = signMessage(JSON.parse(row.body) as Record<string, unknown>, deps.communicationKey);
         await publishConfirmed(ch, route, Buffer.from(JSON.stringify(signed)), { messageId: row.dedupe_key });
       }),
@@ -141,41 +143,29 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
     return { sent, unsent, error: failed?.reason ?? null };
   }
 
-  /** Mark confirmed rows sent (with their audit), and give the lease of the others back so a pass retries them at once. */
+  /**
+   * Mark confirmed rows sent, and give the lease of the others back so a
+   * pass retries them at once. The row itself is the audit record of the
+   * publish (state, sent_at, attempts; `payment history` shows it): no
+   * separate audit row, one write per notification fewer.
+   */
   async function record(sent: Row[], unsent: Row[]): Promise<void> {
     if (unsent.length > 0) await release(unsent);
     if (sent.length === 0) return;
     const ids = sent.map((r) => r.id);
     await deps.pool.query(
       `UPDATE notification SET state = 'sent', sent_at = NOW(3), attempts = attempts + 1, claimed_by = NULL, claimed_until = NULL
-       WHERE id IN (${ids.map(() => "?").join(",")})`,
+       WHERE id IN (${inList(ids.length)})`,
       ids,
     );
-    const conn = await deps.pool.getConnection();
-    try {
-      await insertAudit(
-        conn,
-        sent.map((r) => ({
-          actor: "bridge",
-          event: "notification.sent",
-          queueId: r.queue_id,
-          address: r.address,
-          subjectType: "notification",
-          subjectId: r.id,
-          data: { notification_id: r.dedupe_key, status: r.status, kind: r.kind },
-        })),
-      );
-    } finally {
-      await conn.release();
-    }
-    for (const r of sent) deps.onPublished?.({ kind: r.kind, status: r.status, address: r.address, queueId: r.queue_id, notificationId: r.dedupe_key });
+    for (const r of sent) deps.onPublished?.({ kind: r.kind as RequestKind, status: r.status, address: r.address, queueId: r.queue_id, notificationId: r.dedupe_key });
   }
 
   async function release(rows: Row[]): Promise<void> {
     if (rows.length === 0) return;
     const ids = rows.map((r) => r.id);
     await deps.pool
-      .query(`UPDATE notification SET claimed_by = NULL, claimed_until = NULL WHERE id IN (${ids.map(() => "?").join(",")}) AND state = 'pending'`, ids)
+      .query(`UPDATE notification SET claimed_by = NULL, claimed_until = NULL WHERE id IN (${inList(ids.length)}) AND state = 'pending'`, ids)
       .catch(() => undefined);
   }
 

@@ -4,18 +4,30 @@
  * handler has persisted it and enqueued its jobs (several at once, with
  * `allUpTo`, once every earlier delivery of the channel is done too).
  *
+ * No message can hold up another (SPEC §3): every message ends accepted,
+ * refused, or on the dead-letter queue with its reason.
+ *
  * Failure modes:
- * - MySQL or Redis down: the batch is retried with backoff while its messages
- *   stay unacked (nothing is lost; if our connection dies they are redelivered);
- * - RabbitMQ connection lost: in-flight acks are dropped, RabbitMQ redelivers,
- *   the handler recognises the redelivery as a duplicate;
- * - a message that cannot be parsed at all: copied to the dead-letter queue
- *   (with the reason in its headers) with publisher confirms, then acked;
+ * - MySQL or Redis down (an infrastructure fault, judged by the driver's
+ *   error code or, failing that, by a health probe): the batch is retried
+ *   with backoff while its messages stay unacked (nothing is lost; if our
+ *   connection dies they are redelivered);
+ * - any other failure of a batch is caused by one of its messages (our bug:
+ *   input is bounded before it is written). The batch is split in halves
+ *   until the culprit is alone; it is dead-lettered `internal` and everything
+ *   else goes through. Never a whole batch retried forever;
+ * - RabbitMQ connection lost: in-flight acks are dropped, RabbitMQ redelivers
+ *   (flagged redelivered), the handler recognises the same bytes;
+ * - a dead letter: copied to the dead-letter queue (reason in its headers)
+ *   with publisher confirms, then acked; if that publish fails it is nacked
+ *   back to its queue;
  * - shutdown: consumers are cancelled first, in-flight batches finish and ack,
  *   then the channel closes (anything unacked is redelivered elsewhere).
  */
 import type { Logger } from "../shared/logger.ts";
-import { type AmqpConnection, type AmqpChannel, type AmqpMessage, publishConfirmed } from "../shared/adapters/amqp.ts";
+import { type AmqpConnection, type AmqpChannel, type AmqpConfirmChannel, type AmqpMessage, publishConfirmed } from "../shared/adapters/amqp.ts";
+import { describeError } from "../shared/domain/errors.ts";
+import { clip } from "../shared/domain/limits.ts";
 import type { RmqRoute } from "../shared/config/schema.ts";
 import type { RequestKind } from "../shared/domain/requests.ts";
 import type { IncomingMessage, MessageOutcome } from "./request-handler.ts";
@@ -27,6 +39,12 @@ export interface RequestConsumerDeps {
   deadRoute: RmqRoute;
   prefetch: number;
   handleBatch: (items: IncomingMessage[]) => Promise<MessageOutcome[]>;
+  /**
+   * True when a batch's failure is the infrastructure's (the database or
+   * Redis is down): then the batch waits and is retried whole. Otherwise a
+   * message of its own is the cause and the batch is split.
+   */
+  isInfrastructureFault: (err: unknown) => Promise<boolean>;
   /** messages per handler call */
   batchSize?: number;
   /** batches handled at once */
@@ -121,26 +139,14 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
   }
 
   async function runBatch(batch: Pending[]): Promise<void> {
-    let outcomes: MessageOutcome[] | null = null;
-    for (let attempt = 0; outcomes === null; attempt++) {
-      try {
-        outcomes = await deps.handleBatch(batch.map((p) => ({ kind: p.kind, body: p.msg.content })));
-      } catch (err) {
-        const delay = Math.min(250 * 2 ** Math.min(attempt, 5), 8_000);
-        deps.logger.error({ err, batch: batch.length, retryInMs: delay }, "bridge: cannot persist request batch; will retry (messages stay unacked)");
-        if (stopping) {
-          // Leave them unacked: closing the channel hands them back to RabbitMQ.
-          return;
-        }
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+    const outcomes = await settle(batch, false);
+    if (!outcomes) return; // stopping: left unacked, RabbitMQ hands them to another consumer
     await Promise.all(
       batch.map(async (p, n) => {
-        const outcome = outcomes![n]!;
+        const outcome = outcomes[n]!;
         deps.onOutcome?.(p.kind, outcome);
         if (outcome.action === "dead") {
-          await deadLetter(p, outcome.reason);
+          await deadLetter(p, outcome.reason, outcome.detail);
           p.acks.settle(p.msg, false);
           return;
         }
@@ -149,19 +155,73 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
     );
   }
 
-  async function deadLetter(p: Pending, reason: string): Promise<void> {
-    deps.logger.warn({ kind: p.kind, reason, bytes: p.msg.content.length }, "bridge: unparseable request sent to the dead-letter queue");
-    try {
-      const conn = await deps.amqp.waitConnected();
-      const ch = await conn.createConfirmChannel();
+  /**
+   * The outcome of every message of `batch`, or null when stopping while
+   * the batch waits on the infrastructure. `retried`: the batch (or the one
+   * it was split from) failed before, so its commit may have landed: the
+   * handler is told to take the same bytes as a redelivery.
+   */
+  async function settle(batch: Pending[], retried: boolean): Promise<MessageOutcome[] | null> {
+    for (let attempt = 0; ; attempt++) {
+      const again = retried || attempt > 0;
       try {
-        await publishConfirmed(ch, deps.deadRoute, p.msg.content, {
-          contentType: p.msg.properties.contentType,
-          headers: { "x-payment-reason": reason, "x-payment-kind": p.kind, "x-original-queue": deps.routes[p.kind].queue },
-        });
-      } finally {
-        await ch.close().catch(() => undefined);
+        return await deps.handleBatch(batch.map((p) => ({ kind: p.kind, body: p.msg.content, redelivered: again || p.msg.fields.redelivered })));
+      } catch (err) {
+        if (await deps.isInfrastructureFault(err)) {
+          const delay = Math.min(250 * 2 ** Math.min(attempt, 5), 8_000);
+          deps.logger.error({ err, batch: batch.length, retryInMs: delay }, "bridge: cannot persist request batch; will retry (messages stay unacked)");
+          // Leave them unacked when stopping: closing the channel hands them back to RabbitMQ.
+          if (stopping) return null;
+          await new Promise((r) => setTimeout(r, delay));
+          continue;
+        }
+        if (batch.length === 1) {
+          deps.logger.error({ err, kind: batch[0]!.kind, bytes: batch[0]!.msg.content.length }, "bridge: a request failed on its own; dead-lettered");
+          return [{ action: "dead", reason: "internal", detail: clip(describeError(err), 256) }];
+        }
+        deps.logger.warn({ err: describeError(err), batch: batch.length }, "bridge: a request batch failed for one of its messages; splitting it");
+        const mid = batch.length >> 1;
+        const left = await settle(batch.slice(0, mid), true);
+        const right = left && (await settle(batch.slice(mid), true));
+        return left && right ? [...left, ...right] : null;
       }
+    }
+  }
+
+  /** One confirm channel for dead letters, opened on first use and again after it closes. */
+  let deadChannel: Promise<AmqpConfirmChannel> | null = null;
+  function deadLetterChannel(): Promise<AmqpConfirmChannel> {
+    if (!deadChannel) {
+      const opening = deps.amqp.waitConnected().then(async (conn) => {
+        const ch = await conn.createConfirmChannel();
+        const reset = () => {
+          if (deadChannel === opening) deadChannel = null;
+        };
+        ch.on("close", reset);
+        ch.on("error", reset);
+        return ch;
+      });
+      deadChannel = opening;
+      opening.catch(() => {
+        if (deadChannel === opening) deadChannel = null;
+      });
+    }
+    return deadChannel;
+  }
+
+  async function deadLetter(p: Pending, reason: string, detail: string): Promise<void> {
+    deps.logger.warn({ kind: p.kind, reason, detail, bytes: p.msg.content.length }, "bridge: request sent to the dead-letter queue");
+    try {
+      const ch = await deadLetterChannel();
+      await publishConfirmed(ch, deps.deadRoute, p.msg.content, {
+        contentType: p.msg.properties.contentType,
+        headers: {
+          "x-payment-reason": reason,
+          "x-payment-detail": clip(detail, 256),
+          "x-payment-kind": p.kind,
+          "x-original-queue": deps.routes[p.kind].queue,
+        },
+      });
       safeAck(p);
     } catch (err) {
       deps.logger.error({ err }, "bridge: dead-letter publish failed; message left for redelivery");
@@ -222,6 +282,9 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
       });
     }
     if (ch) await ch.close().catch(() => undefined);
+    const dead = deadChannel;
+    deadChannel = null;
+    if (dead) await dead.then((c) => c.close()).catch(() => undefined);
   }
 
   return { start, stop };

@@ -1,44 +1,61 @@
 /**
- * What the bridge does with a batch of request messages: validate each,
- * then in ONE MySQL transaction record every request and its effect (watch,
- * queued transfers, cancellation, or the refusal's answer in the outbox),
- * then enqueue the BullMQ jobs. The consumer acks only after this resolves.
+ * What the bridge does with a batch of request messages (SPEC §3, "One id,
+ * one outcome"): validate each, then in ONE MySQL transaction consult the id
+ * ledger, record every request and its effect (watch, queued transfers,
+ * cancellation, or the refusal's answer in the outbox) and an audit row for
+ * every message, then enqueue the BullMQ jobs. The consumer acks only after
+ * this resolves.
  *
- * Exactly-once at the door: (kind, queue_id) is unique in `request`. A
- * redelivered or resent message with the same meaning finds its row and
- * causes nothing new (its jobs are re-enqueued, idempotently, in case the
- * process died between commit and enqueue); a different body under a used
- * queue_id is refused `duplicate`. Refused requests do not reserve their
- * queue_id, so a forged message cannot block a legitimate one.
+ * The id ledger is the `request` table: (kind, queue_id) is unique, and both
+ * accepted requests and validly signed refusals take their id. A later
+ * message under a taken id is a duplicate whatever it says (another body, a
+ * replay after the window, a retry after the cause of a refusal was fixed):
+ * it changes nothing, is never answered, and goes to the dead-letter queue
+ * as `duplicate`. The only exception is a redelivery of the very same bytes
+ * (RabbitMQ's redelivered flag, or our own retry of a batch whose commit may
+ * have landed): acked silently, its jobs enqueued again in case the first
+ * delivery died between commit and enqueue. Unauthenticated messages never
+ * reach the ledger, so a forged message cannot take a business's id.
  *
- * Batching is for throughput (one transaction and one addBulk per batch);
- * if two bridge processes race on the same queue_id, the loser's batch
- * fails on the unique key and is redone one message at a time.
+ * Batching is for throughput (one transaction and one addBulk per batch).
+ * Everything a message can write is bounded by construction (limits.ts), so
+ * a batch fails only on an infrastructure fault, or on our own bug, which
+ * the consumer isolates by splitting the batch (request-consumer.ts). If two
+ * bridge processes race on the same queue_id, the loser's batch fails on the
+ * unique key and is redone one message at a time.
  */
+import { createHash } from "node:crypto";
 import type { Pool } from "mariadb";
 import type { Logger } from "../shared/logger.ts";
-import { type ValidRequest, type ValidationContext, type RequestKind, validateRequest, type Echo } from "../shared/domain/requests.ts";
-import type { ErrorCode } from "../shared/domain/errors.ts";
-import { trimDecimal } from "../shared/domain/amount.ts";
+import { type ValidRequest, type ValidationContext, type Echo, type DeadReason, validateRequest } from "../shared/domain/requests.ts";
+import { REQUEST_KINDS, REQUEST_KIND_SPECS, type RequestKind } from "../shared/domain/request-kinds.ts";
+import { decideIds, ledgerKey, type LedgerEntry } from "../shared/domain/id-ledger.ts";
+import type { RefusalCode } from "../shared/domain/errors.ts";
+import { describeError } from "../shared/domain/errors.ts";
+import { clip } from "../shared/domain/limits.ts";
 import {
   type NotificationDraft,
   rejectionNotifications,
   removeNotification,
-  transferNotification,
 } from "../shared/domain/notifications.ts";
-import { inTransaction, isDuplicateKey, placeholders, type Conn } from "../shared/adapters/db/sql.ts";
+import { affected, inList, inTransaction, isDuplicateKey, placeholders, type Conn } from "../shared/adapters/db/sql.ts";
 import { insertAudit, insertNotifications, type AuditEntry } from "../shared/adapters/db/outbox.ts";
+import { cancelRequest, createTransfers, type NewTransfer } from "../shared/transfers/transitions.ts";
+import { PAYMENT_COLUMNS, transferJob, type PaymentFacts } from "../shared/transfers/rows.ts";
 import { enqueueMany, type Queues } from "../shared/jobs/registry.ts";
 import type { AddressLog } from "../shared/adapters/address-log.ts";
 
 export interface IncomingMessage {
   kind: RequestKind;
   body: Buffer;
+  /** RabbitMQ redelivered it, or this is our retry of its batch: the same bytes may already be recorded */
+  redelivered: boolean;
 }
 
 export type MessageOutcome =
-  | { action: "ack"; result: "accepted" | "rejected" | "duplicate"; code?: ErrorCode }
-  | { action: "dead"; reason: string };
+  | { action: "ack"; result: "accepted" | "redelivered" }
+  | { action: "ack"; result: "rejected"; code: RefusalCode }
+  | { action: "dead"; reason: DeadReason; detail: string };
 
 export interface RequestHandlerDeps {
   pool: Pool;
@@ -53,43 +70,71 @@ export interface RequestHandlerDeps {
   now?: () => number;
 }
 
-type Prepared =
-  | { i: number; type: "dead"; reason: string }
-  | { i: number; type: "rejected"; code: ErrorCode; detail: string; echo: Echo; orderIds: string[]; raw: string; kind: RequestKind; bodyHash: string }
-  | { i: number; type: "valid"; request: ValidRequest; bodyHash: string; raw: string };
+/** One message after validation, before the ledger is consulted. */
+type Checked =
+  | (Common & { type: "dead"; reason: DeadReason; detail: string; claimedQueueId: string | null })
+  | (Common & { type: "rejected"; queueId: string | null; code: RefusalCode; detail: string; echo: Echo; orderIds: string[] | null })
+  | (Common & { type: "valid"; queueId: string | null; request: ValidRequest; echo: Echo });
+
+interface Common {
+  /** position in the batch */
+  i: number;
+  kind: RequestKind;
+  bytes: number;
+  /** sha256 of the exact bytes: what a redelivery is recognised by (`request.body_hash`) */
+  rawHash: string;
+  /** the body as text, kept only for messages that will be recorded */
+  raw: string;
+  redelivered: boolean;
+}
+
+type Refused = Extract<Checked, { type: "rejected" }>;
+type Accepted = Extract<Checked, { type: "valid" }>;
 
 const ACTOR = "bridge";
-const ZERO_HASH = "0".repeat(64);
+
+const walletKey = (chain: string, address: string) => `${chain}\u0000${address}`;
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+function check(m: IncomingMessage, i: number, ctx: ValidationContext): Checked {
+  const common = { i, kind: m.kind, bytes: m.body.length, rawHash: sha256(m.body), raw: "", redelivered: m.redelivered };
+  let v: ReturnType<typeof validateRequest>;
+  try {
+    v = validateRequest(m.kind, m.body, ctx);
+  } catch (err) {
+    // validation is pure and total; if it ever throws, that message alone is dead
+    return { ...common, type: "dead", reason: "internal", detail: clip(`validation failed: ${describeError(err)}`), claimedQueueId: null };
+  }
+  if (v.outcome === "dead") return { ...common, type: "dead", reason: v.reason, detail: v.detail, claimedQueueId: v.claimedQueueId };
+  // only messages that will be recorded keep their text (a dead one is kept by the dead-letter queue)
+  const raw = m.body.toString("utf8");
+  if (v.outcome === "rejected") return { ...common, raw, type: "rejected", queueId: v.queueId, code: v.code, detail: v.detail, echo: v.echo, orderIds: v.orderIds };
+  return { ...common, raw, type: "valid", queueId: v.request.queueId, request: v.request, echo: v.echo };
+}
 
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? Date.now;
 
   async function handleBatch(items: IncomingMessage[]): Promise<MessageOutcome[]> {
     const ctx = deps.validation();
-    const prepared: Prepared[] = items.map((m, i) => {
-      const v = validateRequest(m.kind, m.body, ctx);
-      const raw = m.body.toString("utf8");
-      if (v.outcome === "dead") return { i, type: "dead", reason: v.reason };
-      if (v.outcome === "rejected") {
-        return { i, type: "rejected", code: v.code, detail: v.detail, echo: v.echo, orderIds: v.orderIds, raw, kind: m.kind, bodyHash: ZERO_HASH };
-      }
-      return { i, type: "valid", request: v.request, bodyHash: v.bodyHash, raw };
-    });
+    const checked = items.map((m, i) => check(m, i, ctx));
     try {
-      return await process(prepared);
+      return await settleBatch(checked);
     } catch (e) {
-      if (!isDuplicateKey(e) || prepared.length === 1) throw e;
-      // Another bridge process inserted one of our queue_ids between our
-      // check and our insert: redo one by one, each now sees the other's row.
-      deps.logger.info({ batch: prepared.length }, "bridge: queue_id race with another process; redoing batch one by one");
+      if (!isDuplicateKey(e)) throw e;
+      // Another batch (of this process or another) took one of our queue_ids
+      // between our ledger read and our insert. Its row is committed by the
+      // time the unique key refuses ours (the insert waits for its
+      // transaction), so redoing one by one sees it: a duplicate.
+      deps.logger.info({ batch: checked.length }, "bridge: queue_id race with another batch; redoing one by one");
       const out: MessageOutcome[] = [];
-      for (const p of prepared) out.push(...(await process([{ ...p, i: 0 }])));
+      for (const c of checked) out.push(...(await settleBatch([{ ...c, i: 0 }])));
       return out;
     }
   }
 
-  async function process(prepared: Prepared[]): Promise<MessageOutcome[]> {
-    const outcomes: MessageOutcome[] = new Array(prepared.length);
+  async function settleBatch(checked: Checked[]): Promise<MessageOutcome[]> {
+    const outcomes: MessageOutcome[] = new Array(checked.length);
     const nowMs = now();
     const jobs: { transferId: string; label: string }[] = [];
     let notified = 0;
@@ -99,163 +144,82 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       const audit: AuditEntry[] = [];
       const notes: NotificationDraft[] = [];
 
-      // 1. duplicates: against the database, then within the batch
-      const keyed = prepared.filter((p): p is Extract<Prepared, { type: "valid" }> => p.type === "valid" && p.request.queueId !== null);
-      const existing = await findRequests(conn, keyed.map((p) => [p.request.kind, p.request.queueId!]));
-      const fresh: Extract<Prepared, { type: "valid" }>[] = [];
-      const resent: bigint[] = [];
-      const rejected: Extract<Prepared, { type: "rejected" }>[] = [];
-      const seenInBatch = new Map<string, string>();
-      for (const p of prepared) {
-        if (p.type === "dead") {
-          outcomes[p.i] = { action: "dead", reason: p.reason };
+      // 1. the id ledger (shared/domain/id-ledger.ts), before anything can be answered
+      const identified = checked.filter((c): c is Refused | Accepted => c.type !== "dead");
+      const ledger = await findRequests(conn, identified.flatMap((c) => (c.queueId === null ? [] : [[c.kind, c.queueId] as [string, string]])));
+      const wallets = await knownWallets(
+        conn,
+        identified.flatMap((c) => (c.type === "valid" && (c.request.kind === "withdraw" || c.request.kind === "pay") ? [[c.request.chain, c.request.fromAddress] as [string, string]] : [])),
+      );
+      const refused: Refused[] = [];
+      const accepted: Accepted[] = [];
+      const redelivered: bigint[] = [];
+      const decisions = decideIds(identified, ledger);
+      const decisionOf = new Map(identified.map((c, n) => [c, decisions[n]!]));
+      for (const c of checked) {
+        if (c.type === "dead") {
+          outcomes[c.i] = { action: "dead", reason: c.reason, detail: c.detail };
+          audit.push({ actor: ACTOR, event: "request.dead_lettered", queueId: c.claimedQueueId, data: { kind: c.kind, reason: c.reason, detail: c.detail, bytes: c.bytes } });
           continue;
         }
-        if (p.type === "rejected") {
-          rejected.push(p);
-          continue;
-        }
-        const key = p.request.queueId === null ? null : `${p.request.kind}\u0000${p.request.queueId}`;
-        const prior = key ? existing.get(key) : undefined;
-        const priorHash = prior?.bodyHash ?? (key ? seenInBatch.get(key) : undefined);
-        if (priorHash !== undefined) {
-          if (priorHash === p.bodyHash) {
-            outcomes[p.i] = { action: "ack", result: "duplicate" };
-            if (prior) resent.push(prior.id);
-            audit.push({ actor: ACTOR, event: "request.duplicate", queueId: p.request.queueId, data: { kind: p.request.kind, same_body: true } });
-          } else {
-            rejected.push({
-              i: p.i,
-              type: "rejected",
-              code: "duplicate",
-              detail: `queue_id ${p.request.queueId} was already used for a different ${p.request.kind} request`,
-              echo: echoOfValid(p.request),
-              orderIds: p.request.kind === "pay" ? p.request.orders.map((o) => o.orderId) : [],
-              raw: p.raw,
-              kind: p.request.kind,
-              bodyHash: p.bodyHash,
-            });
-          }
-          continue;
-        }
-        if (key) seenInBatch.set(key, p.bodyHash);
-        fresh.push(p);
+        const d = decisionOf.get(c)!;
+        if (d.decision === "redelivery") {
+          outcomes[c.i] = { action: "ack", result: "redelivered" };
+          if (d.priorId !== null) redelivered.push(d.priorId);
+          audit.push({ actor: ACTOR, event: "request.redelivered", queueId: c.queueId, data: { kind: c.kind } });
+        } else if (d.decision === "duplicate") {
+          outcomes[c.i] = { action: "dead", reason: "duplicate", detail: d.detail };
+          audit.push({ actor: ACTOR, event: "request.duplicate", queueId: c.queueId, data: { kind: c.kind, same_bytes: d.sameBytes, first: d.first } });
+        } else if (c.type === "rejected") refused.push(c);
+        else if ((c.request.kind === "withdraw" || c.request.kind === "pay") && !wallets.has(walletKey(c.request.chain, c.request.fromAddress))) {
+          refused.push({ ...c, type: "rejected", code: "unknown_wallet", detail: `from_address ${c.request.fromAddress} is not a wallet of this gateway on ${c.request.chain}`, orderIds: c.request.kind === "pay" ? c.request.orders.map((o) => o.orderId) : null });
+        } else accepted.push(c);
       }
 
-      // 2. withdraw/pay must name a wallet we hold
-      const senders = fresh.filter((p) => p.request.kind === "withdraw" || p.request.kind === "pay");
-      if (senders.length > 0) {
-        const known = await knownWallets(conn, senders.map((p) => [p.request.chain!, (p.request as { fromAddress: string }).fromAddress]));
-        for (const p of senders) {
-          const r = p.request as Extract<ValidRequest, { kind: "withdraw" | "pay" }>;
-          if (!known.has(`${r.chain}\u0000${r.fromAddress}`)) {
-            fresh.splice(fresh.indexOf(p), 1);
-            seenInBatch.delete(`${r.kind}\u0000${r.queueId}`);
-            rejected.push({
-              i: p.i,
-              type: "rejected",
-              code: "unknown_wallet",
-              detail: `from_address ${r.fromAddress} is not a wallet of this gateway on ${r.chain}`,
-              echo: echoOfValid(r),
-              orderIds: r.kind === "pay" ? r.orders.map((o) => o.orderId) : [],
-              raw: p.raw,
-              kind: r.kind,
-              bodyHash: p.bodyHash,
-            });
-          }
-        }
-      }
+      // 2. record every request that is not dead: accepted and refused alike take their id
+      const ids = await insertRequests(conn, [
+        ...accepted.map((c) => ({ kind: c.kind, queueId: c.queueId, chain: c.request.chain, symbol: c.request.symbol, rawHash: c.rawHash, raw: c.raw, state: c.kind === "withdraw" || c.kind === "pay" ? "accepted" : "done", error: null })),
+        ...refused.map((c) => ({ kind: c.kind, queueId: c.queueId, chain: c.echo.chain ?? null, symbol: c.echo.symbol ?? null, rawHash: c.rawHash, raw: c.raw, state: "rejected", error: c.code })),
+      ]);
+      const acceptedIds = ids.slice(0, accepted.length);
+      const refusedIds = ids.slice(accepted.length);
 
-      // 3. record every request (refused ones without their queue_id)
-      const rows = [
-        ...fresh.map((p) => ({
-          kind: p.request.kind,
-          queueId: p.request.queueId,
-          chain: p.request.chain,
-          symbol: p.request.symbol,
-          bodyHash: p.bodyHash,
-          raw: p.raw,
-          state: p.request.kind === "withdraw" || p.request.kind === "pay" ? "accepted" : "done",
-          error: null as string | null,
-        })),
-        ...rejected.map((p) => ({
-          kind: p.kind,
-          queueId: null,
-          chain: p.echo.chain?.slice(0, 16) ?? null,
-          symbol: p.echo.symbol?.slice(0, 16) ?? null,
-          bodyHash: p.bodyHash,
-          raw: p.raw,
-          state: "rejected",
-          error: p.code as string | null,
-        })),
-      ];
-      const ids = await insertRequests(conn, rows);
-      const freshIds = ids.slice(0, fresh.length);
-      const rejectedIds = ids.slice(fresh.length);
-
-      // 4. refusals: answer on the kind's response queue
-      rejected.forEach((p, n) => {
-        outcomes[p.i] = { action: "ack", result: "rejected", code: p.code };
-        notes.push(...rejectionNotifications(rejectedIds[n]!, p.kind, p.echo, p.orderIds, p.code, p.detail, nowMs));
+      // 3. refusals: answered once on the kind's response queue
+      refused.forEach((c, n) => {
+        outcomes[c.i] = { action: "ack", result: "rejected", code: c.code };
+        notes.push(...rejectionNotifications(refusedIds[n]!, c.kind, c.echo, c.orderIds, c.code, c.detail, nowMs));
         audit.push({
           actor: ACTOR,
           event: "request.rejected",
-          queueId: p.echo.queue_id ?? null,
-          address: p.echo.address ?? p.echo.from_address ?? null,
+          queueId: c.queueId,
+          address: c.echo.address ?? c.echo.from_address ?? null,
           subjectType: "request",
-          subjectId: rejectedIds[n]!,
-          data: { kind: p.kind, error: p.code, detail: p.detail },
+          subjectId: refusedIds[n]!,
+          data: { kind: c.kind, error: c.code, detail: c.detail },
         });
       });
 
-      // 5. effects of accepted requests
-      const topups = fresh.filter((p) => p.request.kind === "topup");
-      if (topups.length > 0) await watch(conn, topups.map((p) => p.request as Extract<ValidRequest, { kind: "topup" }>));
-      const transferRows: TransferRow[] = [];
-      fresh.forEach((p, n) => {
-        const r = p.request;
-        const requestId = freshIds[n]!;
-        outcomes[p.i] = { action: "ack", result: "accepted" };
+      // 4. effects of accepted requests
+      accepted.forEach((c, n) => {
+        outcomes[c.i] = { action: "ack", result: "accepted" };
+        const r = c.request;
         audit.push({
           actor: ACTOR,
           event: "request.accepted",
           queueId: r.queueId,
-          address: r.kind === "topup" ? r.address : r.kind === "remove" ? r.address : r.fromAddress,
+          address: r.kind === "topup" || r.kind === "remove" ? r.address : r.fromAddress,
           subjectType: "request",
-          subjectId: requestId,
+          subjectId: acceptedIds[n]!,
           data: { kind: r.kind, ...(r.kind === "remove" ? { msg_type: r.msgType } : {}) },
         });
-        if (r.kind === "withdraw") {
-          transferRows.push({ requestId, kind: "withdraw", queueId: r.queueId, orderId: "", chain: r.chain, symbol: r.symbol, from: r.fromAddress, to: r.toAddress, amount: r.amount });
-        } else if (r.kind === "pay") {
-          for (const o of r.orders) {
-            transferRows.push({ requestId, kind: "pay", queueId: r.queueId, orderId: o.orderId, chain: r.chain, symbol: r.symbol, from: r.fromAddress, to: o.toAddress, amount: o.amount });
-          }
-        }
       });
-      const transferIds = await insertTransfers(conn, transferRows);
-      transferRows.forEach((t, n) => {
-        const label = t.kind === "pay" ? `pay ${t.queueId}/${t.orderId}` : `withdraw ${t.queueId}`;
-        jobs.push({ transferId: transferIds[n]!.toString(), label });
-        audit.push({ actor: ACTOR, event: "transfer.queued", queueId: t.queueId, orderId: t.orderId || null, address: t.from, subjectType: "transfer", subjectId: transferIds[n]!, data: { to: t.to, amount: t.amount, symbol: t.symbol } });
-      });
-      for (const [n, p] of fresh.entries()) {
-        if (p.request.kind !== "remove") continue;
-        const { notes: n2, audit: a2 } = await remove(conn, freshIds[n]!, p.request, nowMs);
-        notes.push(...n2);
-        audit.push(...a2);
-      }
+      const effect = await applyEffects(conn, accepted.map((c, n) => ({ requestId: acceptedIds[n]!, request: c.request })), nowMs);
+      jobs.push(...effect.jobs);
+      notes.push(...effect.notes);
+      audit.push(...effect.audit);
 
-      // 6. jobs of resent requests whose first delivery may have died before enqueueing
-      if (resent.length > 0) {
-        const pending = await conn.query(
-          `SELECT id, kind, queue_id, order_id FROM transfer WHERE request_id IN (${resent.map(() => "?").join(",")}) AND state = 'queued'`,
-          resent,
-        );
-        for (const t of pending as { id: bigint; kind: string; queue_id: string; order_id: string }[]) {
-          jobs.push({ transferId: t.id.toString(), label: t.kind === "pay" ? `pay ${t.queue_id}/${t.order_id}` : `withdraw ${t.queue_id}` });
-        }
-      }
+      // 5. jobs of redelivered requests whose first delivery may have died before enqueueing
+      if (redelivered.length > 0) jobs.push(...(await queuedTransferJobs(conn, redelivered)));
 
       notified = await insertNotifications(conn, notes);
       await insertAudit(conn, audit);
@@ -263,39 +227,92 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
     if (jobs.length > 0) await enqueueMany(deps.queues, "send-transfer", jobs);
     if (notified > 0) deps.wakeOutbox();
-    if (deps.addressLog) logByAddress(deps.addressLog, prepared, outcomes);
+    if (deps.addressLog) logByAddress(deps.addressLog, checked, outcomes);
     return outcomes;
   }
 
   return { handleBatch };
 }
 
-const LOG_EVENT: Record<RequestKind, string> = { topup: "TopupReq", withdraw: "WithdrawReq", pay: "PayReq", remove: "RemoveReq" };
-
 /** One line per request in the file of the address it concerns (deposit address or paying wallet). */
-function logByAddress(log: AddressLog, prepared: Prepared[], outcomes: MessageOutcome[]) {
-  for (const p of prepared) {
-    const o = outcomes[p.i];
-    if (!o || o.action !== "ack" || p.type === "dead") continue;
-    const echo = p.type === "valid" ? echoOfValid(p.request) : p.echo;
-    const kind = p.type === "valid" ? p.request.kind : p.kind;
-    const address = echo.address ?? echo.from_address;
+function logByAddress(log: AddressLog, checked: Checked[], outcomes: MessageOutcome[]) {
+  for (const c of checked) {
+    const o = outcomes[c.i];
+    if (!o || o.action !== "ack" || c.type === "dead") continue;
+    const address = c.echo.address ?? c.echo.from_address;
     if (!address) continue;
-    log.write(address, LOG_EVENT[kind], { result: o.result, ...(o.code ? { error: o.code } : {}), ...echo });
+    log.write(address, REQUEST_KIND_SPECS[c.kind].logEvent, { result: o.result, ...(o.result === "rejected" ? { error: o.code } : {}), ...c.echo });
   }
 }
 
-function echoOfValid(r: ValidRequest): Echo {
-  switch (r.kind) {
-    case "topup":
-      return { queue_id: r.queueId, chain: r.chain, symbol: r.symbol, address: r.address };
-    case "withdraw":
-      return { queue_id: r.queueId, chain: r.chain, symbol: r.symbol, from_address: r.fromAddress, to_address: r.toAddress, amount: r.amount };
-    case "pay":
-      return { queue_id: r.queueId, chain: r.chain, symbol: r.symbol, from_address: r.fromAddress };
-    case "remove":
-      return { queue_id: r.queueId, msg_type: r.msgType, chain: r.chain, symbol: r.symbol, address: r.address };
+type Effect = (conn: Conn, accepted: { requestId: bigint; request: ValidRequest }[], nowMs: number) => Promise<EffectResult>;
+interface EffectResult {
+  jobs: { transferId: string; label: string }[];
+  notes: NotificationDraft[];
+  audit: AuditEntry[];
+}
+
+const only = <K extends RequestKind>(kind: K, accepted: { requestId: bigint; request: ValidRequest }[]) =>
+  accepted.filter((a): a is { requestId: bigint; request: Extract<ValidRequest, { kind: K }> } => a.request.kind === kind);
+
+/** What an accepted request of each kind does, batched per kind. */
+const EFFECTS: Record<RequestKind, Effect> = {
+  topup: async (conn, accepted) => {
+    await watch(conn, only("topup", accepted).map((a) => a.request));
+    return { jobs: [], notes: [], audit: [] };
+  },
+  withdraw: (conn, accepted, nowMs) => queueTransfers(conn, accepted, nowMs),
+  pay: (conn, accepted, nowMs) => queueTransfers(conn, accepted, nowMs),
+  remove: async (conn, accepted, nowMs) => {
+    const out: EffectResult = { jobs: [], notes: [], audit: [] };
+    for (const a of only("remove", accepted)) {
+      const { notes, audit } = await remove(conn, a.requestId, a.request, nowMs);
+      out.notes.push(...notes);
+      out.audit.push(...audit);
+    }
+    return out;
+  },
+};
+
+async function applyEffects(conn: Conn, accepted: { requestId: bigint; request: ValidRequest }[], nowMs: number): Promise<EffectResult> {
+  const out: EffectResult = { jobs: [], notes: [], audit: [] };
+  for (const kind of REQUEST_KINDS) {
+    const mine = accepted.filter((a) => a.request.kind === kind);
+    if (mine.length === 0) continue;
+    const r = await EFFECTS[kind](conn, mine, nowMs);
+    out.jobs.push(...r.jobs);
+    out.notes.push(...r.notes);
+    out.audit.push(...r.audit);
   }
+  return out;
+}
+
+/** withdraw and pay: one queued transfer per payout (shared/transfers writes it and its audit row), and its send job. */
+async function queueTransfers(conn: Conn, accepted: { requestId: bigint; request: ValidRequest }[], nowMs: number): Promise<EffectResult> {
+  const rows: NewTransfer[] = [];
+  for (const { requestId, request: r } of accepted) {
+    if (r.kind === "withdraw") {
+      rows.push({ requestId, kind: "withdraw", queueId: r.queueId, chain: r.chain, symbol: r.symbol, from: r.fromAddress, to: r.toAddress, amount: r.amount });
+    } else if (r.kind === "pay") {
+      for (const o of r.orders) {
+        rows.push({ requestId, kind: "pay", queueId: r.queueId, orderId: o.orderId, chain: r.chain, symbol: r.symbol, from: r.fromAddress, to: o.toAddress, amount: o.amount });
+      }
+    }
+  }
+  // without ignoreDuplicates: a racing batch's insert aborts ours, which handleBatch redoes one by one
+  const transferIds = await createTransfers(conn, rows, { actor: ACTOR, nowMs });
+  return {
+    jobs: rows.map((t, n) =>
+      transferJob({ id: transferIds[n]!, kind: t.kind, queue_id: t.queueId, order_id: t.orderId ?? "", chain: t.chain, symbol: t.symbol, amount: t.amount, requested_from: t.from, to_address: t.to }),
+    ),
+    notes: [],
+    audit: [],
+  };
+}
+
+async function queuedTransferJobs(conn: Conn, requestIds: bigint[]) {
+  const pending = (await conn.query(`SELECT ${PAYMENT_COLUMNS} FROM transfer WHERE request_id IN (${inList(requestIds.length)}) AND state = 'queued'`, requestIds)) as PaymentFacts[];
+  return pending.map(transferJob);
 }
 
 /** Group pairs by their first element, for `a = ? AND b IN (...)` lookups (index range scans). */
@@ -310,13 +327,13 @@ function groupPairs(pairs: [string, string][]): Map<string, string[]> {
 // key on (kind, queue_id) is the guard (a racing insert fails the batch, which
 // is then redone one message at a time), and gap locks would serialise batches.
 async function findRequests(conn: Conn, keys: [string, string][]) {
-  const out = new Map<string, { id: bigint; bodyHash: string }>();
+  const out = new Map<string, LedgerEntry>();
   for (const [kind, queueIds] of groupPairs(keys)) {
     const rows = (await conn.query(
-      `SELECT id, kind, queue_id, body_hash FROM request WHERE kind = ? AND queue_id IN (${queueIds.map(() => "?").join(", ")})`,
+      `SELECT id, kind, queue_id, body_hash, state FROM request WHERE kind = ? AND queue_id IN (${queueIds.map(() => "?").join(", ")})`,
       [kind, ...queueIds],
-    )) as { id: bigint; kind: string; queue_id: string; body_hash: string }[];
-    for (const r of rows) out.set(`${r.kind}\u0000${r.queue_id}`, { id: r.id, bodyHash: r.body_hash });
+    )) as { id: bigint; kind: string; queue_id: string; body_hash: string; state: string }[];
+    for (const r of rows) out.set(ledgerKey(r.kind, r.queue_id), { id: r.id, rawHash: r.body_hash, state: r.state });
   }
   return out;
 }
@@ -328,21 +345,21 @@ async function knownWallets(conn: Conn, pairs: [string, string][]) {
       `SELECT chain, address FROM wallet WHERE chain = ? AND address IN (${addresses.map(() => "?").join(", ")})`,
       [chain, ...addresses],
     )) as { chain: string; address: string }[];
-    for (const r of rows) known.add(`${r.chain}\u0000${r.address}`);
+    for (const r of rows) known.add(walletKey(r.chain, r.address));
   }
   return known;
 }
 
 async function insertRequests(
   conn: Conn,
-  rows: { kind: string; queueId: string | null; chain: string | null; symbol: string | null; bodyHash: string; raw: string; state: string; error: string | null }[],
+  rows: { kind: string; queueId: string | null; chain: string | null; symbol: string | null; rawHash: string; raw: string; state: string; error: string | null }[],
 ): Promise<bigint[]> {
   if (rows.length === 0) return [];
   const res = (await conn.query(
     `INSERT INTO request (kind, queue_id, chain, symbol, body_hash, raw_body, state, error, updated_at) VALUES ${rows
       .map(() => "(?, ?, ?, ?, ?, ?, ?, ?, NOW(3))")
       .join(", ")} RETURNING id`,
-    rows.flatMap((r) => [r.kind, r.queueId, r.chain, r.symbol, r.bodyHash, r.raw, r.state, r.error]),
+    rows.flatMap((r) => [r.kind, r.queueId, r.chain, r.symbol, r.rawHash, r.raw, r.state, r.error]),
   )) as { id: bigint }[];
   return res.map((r) => r.id);
 }
@@ -355,29 +372,6 @@ async function watch(conn: Conn, topups: Extract<ValidRequest, { kind: "topup" }
   );
 }
 
-interface TransferRow {
-  requestId: bigint;
-  kind: "withdraw" | "pay";
-  queueId: string;
-  orderId: string;
-  chain: string;
-  symbol: string;
-  from: string;
-  to: string;
-  amount: string;
-}
-
-async function insertTransfers(conn: Conn, rows: TransferRow[]): Promise<bigint[]> {
-  if (rows.length === 0) return [];
-  const res = (await conn.query(
-    `INSERT INTO transfer (request_id, kind, queue_id, order_id, chain, symbol, requested_from, to_address, amount, state, updated_at) VALUES ${rows
-      .map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', NOW(3))")
-      .join(", ")} RETURNING id`,
-    rows.flatMap((r) => [r.requestId, r.kind, r.queueId, r.orderId, r.chain, r.symbol, r.from, r.to, r.amount]),
-  )) as { id: bigint }[];
-  return res.map((r) => r.id);
-}
-
 /**
  * remove: stop watching, or cancel a withdraw/pay nothing of which has been
  * signed yet. All-or-nothing for a batch: once any order of it may be on
@@ -387,51 +381,20 @@ async function remove(conn: Conn, requestId: bigint, r: Extract<ValidRequest, { 
   const notes: NotificationDraft[] = [];
   const audit: AuditEntry[] = [];
   if (r.msgType === "topup") {
-    const res = (await conn.query(
-      "UPDATE watched_address SET active = 0, removed_at = NOW(3) WHERE chain = ? AND symbol = ? AND address = ? AND active = 1",
-      [r.chain, r.symbol, r.address],
-    )) as { affectedRows: number };
-    const was = Number(res.affectedRows) > 0;
+    const was =
+      affected(await conn.query("UPDATE watched_address SET active = 0, removed_at = NOW(3) WHERE chain = ? AND symbol = ? AND address = ? AND active = 1", [r.chain, r.symbol, r.address])) > 0;
     notes.push(removeNotification(requestId, r, 1, nowMs, undefined, was ? undefined : "address was not being watched"));
     audit.push({ actor: ACTOR, event: was ? "watch.removed" : "watch.remove_noop", queueId: r.queueId, address: r.address, data: { chain: r.chain, symbol: r.symbol } });
     return { notes, audit };
   }
-  const transfers = (await conn.query(
-    `SELECT id, kind, queue_id, order_id, chain, symbol, requested_from, to_address, amount, state FROM transfer
-     WHERE kind = ? AND queue_id = ? FOR UPDATE`,
-    [r.msgType, r.queueId],
-  )) as { id: bigint; kind: "withdraw" | "pay"; queue_id: string; order_id: string; chain: string; symbol: string; requested_from: string; to_address: string; amount: string; state: string }[];
-  if (transfers.length === 0) {
+  const cancel = await cancelRequest(conn, r.msgType, r.queueId, { actor: ACTOR, nowMs });
+  if (cancel.kind === "none") {
     notes.push(removeNotification(requestId, r, 0, nowMs, "invalid_request", `no ${r.msgType} request with queue_id ${r.queueId}`));
     return { notes, audit };
   }
-  const cancellable = new Set(["queued", "awaiting_approval"]);
-  const finished = new Set(["failed", "cancelled"]);
-  if (transfers.some((t) => !cancellable.has(t.state) && !finished.has(t.state))) {
+  if (cancel.kind === "already_sent") {
     notes.push(removeNotification(requestId, r, 0, nowMs, "already_sent", "a transaction for this request has already been signed or sent"));
-    audit.push({ actor: ACTOR, event: "transfer.cancel_refused", queueId: r.queueId, data: { msg_type: r.msgType } });
     return { notes, audit };
-  }
-  const toCancel = transfers.filter((t) => cancellable.has(t.state));
-  if (toCancel.length > 0) {
-    await conn.query(
-      `UPDATE transfer SET state = 'cancelled', error = 'cancelled', finalized_at = NOW(3), updated_at = NOW(3)
-       WHERE id IN (${toCancel.map(() => "?").join(",")}) AND state IN ('queued', 'awaiting_approval')`,
-      toCancel.map((t) => t.id),
-    );
-  }
-  for (const t of toCancel) {
-    const amount = trimDecimal(t.amount);
-    notes.push(
-      transferNotification(
-        { id: t.id, kind: t.kind, queueId: t.queue_id, orderId: t.order_id, chain: t.chain, symbol: t.symbol, fromAddress: t.requested_from, toAddress: t.to_address, amount, txHash: null, blockNumber: null, confirmations: 0 },
-        0,
-        nowMs,
-        "cancelled",
-        "cancelled by a remove request",
-      ),
-    );
-    audit.push({ actor: ACTOR, event: "transfer.cancelled", queueId: t.queue_id, orderId: t.order_id || null, address: t.requested_from, subjectType: "transfer", subjectId: t.id });
   }
   notes.push(removeNotification(requestId, r, 1, nowMs));
   return { notes, audit };

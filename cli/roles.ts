@@ -81,7 +81,7 @@ export async function buildServices(rt: Runtime, roles: Role[]): Promise<Service
   // A process without the dashboard can still expose its own counters.
   const { port, host } = rt.config.metrics;
   if (port !== undefined && !roles.includes("dashboard")) {
-    const { createMetricsServer } = await import("../workers/dashboard/metrics-server.ts");
+    const { createMetricsServer } = await import("../shared/runtime/metrics-server.ts");
     const server = createMetricsServer({ metrics: rt.metrics, logger: rt.logger, host, port });
     services.push({ name: "metrics", start: server.start, stop: server.stop });
   }

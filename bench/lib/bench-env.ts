@@ -129,7 +129,7 @@ const usdtAbi = new Interface(artifact("TestUSDT").abi);
 
 export async function chainDriver(env: TestEnv): Promise<ChainDriver> {
   const network = Network.from(BigInt(env.anvil!.chainId));
-  const provider = new JsonRpcProvider(env.anvil!.rpcUrl, network, { staticNetwork: network, polling: false, batchMaxCount: 50 });
+  const provider = new JsonRpcProvider(env.anvil!.rpcUrl, network, { staticNetwork: network, polling: false, batchMaxCount: 50, cacheTimeout: -1 });
   const owner = new Wallet(env.anvil!.keys[0]!);
   let nonce = Number(await provider.send("eth_getTransactionCount", [owner.address, "pending"]));
   const gwei = 10n ** 9n;
@@ -216,7 +216,7 @@ export interface NoteListener {
 }
 
 export async function listenNotes(queue: string): Promise<NoteListener> {
-  const conn = await amqp.connect(RABBIT_URL);
+  const conn = await amqp.connect(RABBIT_URL, { noDelay: true });
   const ch = await conn.createChannel();
   const received: Received[] = [];
   const checks = new Set<() => void>();

@@ -66,7 +66,7 @@ export function printResult(r: BenchResult): void {
 
 export function writeBenchmarksMd(): void {
   const files = readdirSync(RESULTS_DIR).filter((f) => f.endsWith(".json")).sort();
-  const order = ["ingest", "detect", "head-latency", "confirm", "send", "memory"];
+  const order = ["ingest", "poison", "detect", "head-latency", "confirm", "send", "memory", "row-writes", "gas-7702"];
   const results = files
     .map((f) => JSON.parse(readFileSync(path.join(RESULTS_DIR, f), "utf8")) as BenchResult)
     .sort((a, b) => (order.indexOf(a.name) + 100) % 100 - (order.indexOf(b.name) + 100) % 100);

@@ -12,11 +12,9 @@
  * payment history withdraw_123
  * payment history 0x4e5b2e1dc63f6b91cb6cd759936495434c7e972f --json
  */
-import type { Command } from "commander";
-import { loadConfig } from "../../shared/config/load-config.ts";
-import { createDb, type PrismaClient } from "../../shared/adapters/db/client.ts";
-
-export type Subject = { type: "address"; address: string } | { type: "queue_id"; queueId: string };
+import { InvalidArgumentError, type Command } from "commander";
+import type { PrismaClient } from "../../shared/adapters/db/client.ts";
+import { CONFIG_OPTION_HELP, nothingFor, parseSubject, runCli, type Subject } from "../context.ts";
 
 export interface TimelineEntry {
   at: Date;
@@ -37,14 +35,7 @@ export interface History {
   truncated: boolean;
 }
 
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const SECRET_KEY = /key|secret|password|passphrase|mnemonic|authorization|^sign$|signature|raw/i;
-
-/** A 0x-address (any case) is an address; anything else is a queue_id. */
-export function parseSubject(arg: string): Subject {
-  const s = arg.trim();
-  return ADDRESS.test(s) ? { type: "address", address: s.toLowerCase() } : { type: "queue_id", queueId: s };
-}
 
 function redact(value: unknown, depth = 0): unknown {
   if (depth > 6 || value === null || typeof value !== "object") return value;
@@ -86,8 +77,10 @@ export async function buildHistory(prisma: PrismaClient, subject: Subject, opts:
     prisma.notification.findMany({ where: byQueue !== null ? { queueId: byQueue } : { address: addr }, ...newest }),
     prisma.watchedAddress.findMany({ where: byQueue !== null ? { queueId: byQueue } : { address: addr! }, ...newest }),
   ]);
-  // Requests: by queue_id, plus those the audit trail or transfers point at
-  // (a refused request keeps no queue_id, so only its audit event names it).
+  // Requests: by queue_id (accepted and refused ones both keep it), plus
+  // those the audit trail or transfers point at. A dead-lettered message has
+  // no request row: its audit event (request.dead_lettered, with the
+  // reason, or request.duplicate) is what names it.
   const requestIds = new Set<bigint>();
   for (const a of audits) if (a.subjectType === "request" && a.subjectId !== null) requestIds.add(a.subjectId);
   for (const t of transfers) if (t.requestId !== null) requestIds.add(t.requestId);
@@ -206,6 +199,7 @@ export async function buildHistory(prisma: PrismaClient, subject: Subject, opts:
 const jsonSafe = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
 function formatValue(v: unknown): string {
+  if (typeof v === "bigint") return v.toString();
   if (typeof v === "string") return /\s/.test(v) ? JSON.stringify(v) : v;
   return JSON.stringify(v, jsonSafe);
 }
@@ -227,7 +221,14 @@ export function formatHistory(h: History): string {
 }
 
 export function historyJson(h: History): string {
-  return JSON.stringify({ subject: h.subject, truncated: h.truncated, entries: h.entries.map((e) => ({ ...e, at: e.at.toISOString() })) }, jsonSafe, 2) + "\n";
+  const { hexNotAddress: _hex, ...subject } = h.subject as Subject & { hexNotAddress?: boolean };
+  return JSON.stringify({ subject, truncated: h.truncated, entries: h.entries.map((e) => ({ ...e, at: e.at.toISOString() })) }, jsonSafe, 2) + "\n";
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError("a whole number of at least 1");
+  return n;
 }
 
 export function register(program: Command): void {
@@ -235,17 +236,15 @@ export function register(program: Command): void {
     .command("history")
     .description("print everything recorded for a queue_id or an address as one timeline (requests, transfers, transactions, deposits, notifications, audit)")
     .argument("<queue_id|address>", "a request's queue_id, or a 0x address")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .option("--json", "print JSON instead of text")
-    .option("--limit <n>", "rows read per source, newest first", (v) => Number.parseInt(v, 10), 1000)
+    .option("--limit <n>", "rows read per source, newest first", positiveInt, 1000)
     .action(async (arg: string, opts: { config?: string; json?: boolean; limit: number }) => {
-      const config = loadConfig({ file: opts.config });
-      const db = createDb({ url: config.mysql_url, poolSize: 2 });
-      try {
-        const h = await buildHistory(db.prisma, parseSubject(arg), { limit: opts.limit });
+      const subject = parseSubject(arg);
+      await runCli(opts.config, async (ctx) => {
+        const h = await buildHistory(ctx.db.prisma, subject, { limit: opts.limit });
+        if (h.entries.length === 0) throw nothingFor(subject, "nothing recorded");
         process.stdout.write(opts.json ? historyJson(h) : formatHistory(h));
-      } finally {
-        await db.close();
-      }
+      });
     });
 }

@@ -12,8 +12,9 @@ import * as retry from "./retry.ts";
 import * as approve from "./approve.ts";
 import * as sweep from "./sweep.ts";
 import * as reconcile from "./reconcile.ts";
+import * as contracts from "./contracts.ts";
 
-const modules: { register(program: Command): void }[] = [dev, devTools, history, notify, wallet, retry, approve, sweep, reconcile];
+const modules: { register(program: Command): void }[] = [dev, devTools, history, notify, wallet, retry, approve, sweep, reconcile, contracts];
 
 export function registerCommands(program: Command): void {
   for (const m of modules) m.register(program);

@@ -17,11 +17,9 @@
 import { userInfo } from "node:os";
 import type { Command } from "commander";
 import type { Pool } from "mariadb";
-import { loadConfig } from "../../shared/config/load-config.ts";
-import { createDb } from "../../shared/adapters/db/client.ts";
 import { inTransaction } from "../../shared/adapters/db/sql.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
-import { parseSubject, type Subject } from "./history.ts";
+import { CONFIG_OPTION_HELP, nothingFor, parseSubject, runCli, type Subject } from "../context.ts";
 
 export interface Redelivery {
   id: bigint;
@@ -93,26 +91,19 @@ export function register(program: Command): void {
     .command("redeliver")
     .description("publish the latest notification of each transfer/deposit/request of a queue_id or address again (same notification_id)")
     .argument("<queue_id|address>", "a request's queue_id, or a 0x address")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .option("--dry-run", "only list what would be redelivered")
     .action(async (arg: string, opts: { config?: string; dryRun?: boolean }) => {
-      const config = loadConfig({ file: opts.config });
-      const db = createDb({ url: config.mysql_url, poolSize: 2 });
-      try {
-        const subject = parseSubject(arg);
-        const done = await redeliverNotifications(db.pool, subject, { actor: operatorName(), dryRun: opts.dryRun });
-        if (done.length === 0) {
-          console.log(`no notification recorded for ${arg}`);
-          return;
-        }
+      const subject = parseSubject(arg);
+      await runCli(opts.config, async (ctx) => {
+        const done = await redeliverNotifications(ctx.db.pool, subject, { actor: operatorName(), dryRun: opts.dryRun });
+        if (done.length === 0) throw nothingFor(subject, "no notification recorded");
         for (const r of done) {
           const what = r.was === "pending" ? "still pending (the bridge will send it)" : opts.dryRun ? "would be re-queued" : "re-queued";
           console.log(`${r.notificationId}  ${r.kind} status ${r.status}: ${what}`);
         }
         const n = done.filter((r) => r.was === "sent").length;
         console.log(opts.dryRun ? `dry run: ${n} would be redelivered` : `${n} notification(s) queued for redelivery; a running bridge publishes them within a second`);
-      } finally {
-        await db.close();
-      }
+      });
     });
 }

@@ -12,13 +12,15 @@
  */
 import type { Command } from "commander";
 import { Contract, JsonRpcProvider } from "ethers";
-import { loadConfig, type Config } from "../../shared/config/load-config.ts";
-import { createDb, type Db } from "../../shared/adapters/db/client.ts";
+import type { Config } from "../../shared/config/load-config.ts";
+import type { Db } from "../../shared/adapters/db/client.ts";
 import { createChainClient, erc20 } from "../../shared/adapters/chain.ts";
 import { decimalToUnits, formatUnits } from "../../shared/domain/amount.ts";
 import { inTransaction } from "../../shared/adapters/db/sql.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
 import { operatorName } from "./notify.ts";
+import { CONFIG_OPTION_HELP, EXIT, parseAddress, parseChain, runCli, UsageError } from "../context.ts";
+import { assetOf } from "../../shared/domain/assets.ts";
 
 export interface BalanceLine {
   chain: string;
@@ -100,11 +102,29 @@ export async function adoptChain(db: Db, lines: BalanceLine[], actor: string): P
   });
 }
 
+/**
+ * Transfers and deposits of `lines`' addresses that may be on chain but are
+ * not final: the chain already shows them, the book only once they are.
+ */
+export async function notFinal(db: Db, lines: BalanceLine[]): Promise<{ transfers: number; deposits: number }> {
+  const addresses = [...new Set(lines.map((l) => l.address))];
+  const chains = [...new Set(lines.map((l) => l.chain))];
+  const [transfers, deposits] = await Promise.all([
+    db.prisma.transfer.count({
+      where: { chain: { in: chains }, state: { in: ["signed", "sent", "mined"] }, OR: [{ fromAddress: { in: addresses } }, { toAddress: { in: addresses } }] },
+    }),
+    db.prisma.deposit.count({ where: { chain: { in: chains }, state: "seen", OR: [{ toAddress: { in: addresses } }, { fromAddress: { in: addresses } }] } }),
+  ]);
+  return { transfers, deposits };
+}
+
+const DIFFERENCE_HINT = `payment: the book and the chain differ. Money moved outside the gateway (a wallet funded by hand: check, then --adopt-chain), a deposit not final yet (wait), or something the gateway did not do (investigate: payment history <address>). docs/operations.md, "Book balances against the chain".`;
+
 export function register(program: Command): void {
   program
     .command("reconcile")
     .description("compare book balances with the chain; exit 1 on any difference")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .option("--chain <chain>", "only this chain")
     .option("--symbol <symbol>", "only this asset")
     .option("--address <address>", "only this address")
@@ -112,10 +132,13 @@ export function register(program: Command): void {
     .option("--json", "print JSON")
     .option("--adopt-chain", "write the chain's balance into the book where they differ (audited)")
     .action(async (opts: { config?: string; chain?: string; symbol?: string; address?: string; all?: boolean; json?: boolean; adoptChain?: boolean }) => {
-      const config = loadConfig({ file: opts.config });
-      const db = createDb({ url: config.mysql_url, poolSize: 2 });
-      try {
-        const lines = await compareBalances(config, db, opts);
+      const address = opts.address === undefined ? undefined : parseAddress(opts.address, "--address");
+      await runCli(opts.config, async ({ config, db }) => {
+        const filter = { ...opts, address, chain: opts.chain === undefined ? undefined : parseChain(config, opts.chain) };
+        if (opts.symbol !== undefined && !Object.values(config.chains).some((c) => assetOf(c, opts.symbol!) !== null && (!filter.chain || c.key === filter.chain))) {
+          throw new UsageError(`--symbol ${opts.symbol} is not configured${filter.chain ? ` on ${filter.chain}` : ""}`);
+        }
+        const lines = await compareBalances(config, db, filter);
         const differing = lines.filter((l) => l.difference !== "0");
         const shown = opts.all ? lines : differing;
         if (opts.json) console.log(JSON.stringify(shown, null, 2));
@@ -124,9 +147,14 @@ export function register(program: Command): void {
         if (opts.adoptChain && differing.length > 0) {
           await adoptChain(db, differing, operatorName());
           console.log(`adopted the chain's figure for ${differing.length} balance(s)`);
-        } else if (differing.length > 0) process.exitCode = 1;
-      } finally {
-        await db.close();
-      }
+        } else if (differing.length > 0) {
+          process.exitCode = EXIT.failed;
+          const { transfers, deposits } = await notFinal(db, differing);
+          if (transfers + deposits > 0) {
+            console.error(`payment: ${transfers} transfer(s) and ${deposits} deposit(s) of these addresses are on chain but not final yet; the book moves when they are: run it again then.`);
+          }
+          console.error(DIFFERENCE_HINT);
+        }
+      });
     });
 }

@@ -7,101 +7,36 @@
  *   queued | signed  -> its `send-transfer` job (signs once, or re-broadcasts
  *                       the transaction it already signed)
  *   sent | mined     -> its `confirm-transfer` job
+ *   held             -> released to queued (the operator fixed the cause)
+ *                       and its `send-transfer` job run again
  * A transfer that ENDED (confirmed, failed with a business code such as
  * insufficient_balance or policy_rejected, cancelled) stays ended: retrying
  * it could only pay twice or repeat the same refusal. Retrying a failed job
  * from Bull Board is equally safe: the processor re-reads the row first.
  *
- * Also home of the small helpers the transfer commands share (opening the
- * config/database/queues, finding a request's transfers, re-queueing a job).
+ * Also home of the small helpers the transfer commands share (finding a
+ * request's transfers, re-queueing a job).
  */
 import type { Command } from "commander";
 import type { Job } from "bullmq";
 import type { Pool } from "mariadb";
-import { loadConfig, type Config } from "../../shared/config/load-config.ts";
-import { createDb, type Db } from "../../shared/adapters/db/client.ts";
-import { createRedisFactory, closeRedis } from "../../shared/adapters/redis.ts";
-import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
-import { createQueues, enqueue, jobIdFor, JOB_TYPES, type Queues } from "../../shared/jobs/registry.ts";
-import { TRANSFER_COLUMNS, transferLabel, type TransferRow } from "../../workers/transfer-sender/transfer-rows.ts";
+import { enqueue, jobIdFor, JOB_TYPES, type Queues } from "../../shared/jobs/registry.ts";
+import { transferJob, transfersOfRequest, type PaymentFacts, type TransferKind, type TransferRow, type TransferSelector } from "../../shared/transfers/rows.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
+import { inTransaction } from "../../shared/adapters/db/sql.ts";
+import { release } from "../../shared/transfers/transitions.ts";
 import { operatorName } from "./notify.ts";
+import { CliError, CONFIG_OPTION_HELP, EXIT, parseChoice, parseRequestId, runCli, UsageError, type CliContext } from "../context.ts";
 
-export class CliError extends Error {
-  override name = "CliError";
-}
-
-export interface CliContext {
-  config: Config;
-  db: Db;
-  queues: Queues;
-  /** publish an outbox wake-up for a running bridge */
-  wakeOutbox(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export function openCli(configFile: string | undefined): CliContext {
-  const config = loadConfig({ file: configFile });
-  const db = createDb({ url: config.mysql_url, poolSize: 2 });
-  const redis = createRedisFactory(config);
-  let queues: Queues | null = null;
-  return {
-    config,
-    db,
-    get queues() {
-      return (queues ??= createQueues(redis));
-    },
-    async wakeOutbox() {
-      const r = redis.create("cli-wake");
-      try {
-        await r.publish(outboxChannel(redis.prefix), "1");
-      } finally {
-        await closeRedis(r);
-      }
-    },
-    async close() {
-      await queues?.close().catch(() => undefined);
-      await db.close();
-    },
-  };
-}
-
-/** Run a command body, turning expected failures into one line on stderr and exit code 1. */
-export async function runCli(configFile: string | undefined, body: (ctx: CliContext) => Promise<void>): Promise<void> {
-  const ctx = openCli(configFile);
-  try {
-    await body(ctx);
-  } catch (e) {
-    if (e instanceof CliError) {
-      console.error(`payment: ${e.message}`);
-      process.exitCode = 1;
-      return;
-    }
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-}
-
-export interface TransferSelector {
-  queueId: string;
-  orderId?: string | undefined;
-  kind?: string | undefined;
-}
+export type { TransferSelector };
 
 /** The transfers of a request (one per order of a pay), refusing an ambiguous queue_id. */
-export async function findTransfers(pool: Pool, sel: TransferSelector, kinds: string[] = ["withdraw", "pay", "sweep", "gas_topup"]): Promise<TransferRow[]> {
-  if (sel.kind && !kinds.includes(sel.kind)) throw new CliError(`--kind must be one of ${kinds.join(", ")}`);
-  const where = ["queue_id = ?", `kind IN (${(sel.kind ? [sel.kind] : kinds).map(() => "?").join(",")})`];
-  const args: unknown[] = [sel.queueId, ...(sel.kind ? [sel.kind] : kinds)];
-  if (sel.orderId !== undefined) {
-    where.push("order_id = ?");
-    args.push(sel.orderId);
-  }
-  const rows = (await pool.query(`SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE ${where.join(" AND ")} ORDER BY id`, args)) as TransferRow[];
+export async function findTransfers(pool: Pool, sel: TransferSelector, kinds: TransferKind[] = ["withdraw", "pay", "sweep", "gas_topup"]): Promise<TransferRow[]> {
+  if (sel.kind) parseChoice(sel.kind, kinds, "--kind");
+  const rows = await transfersOfRequest(pool, sel, kinds);
   if (rows.length === 0) throw new CliError(`no transfer with queue_id ${sel.queueId}${sel.orderId !== undefined ? ` and order_id ${sel.orderId}` : ""}`);
   const found = new Set(rows.map((r) => r.kind));
-  if (found.size > 1) throw new CliError(`queue_id ${sel.queueId} is used by several kinds (${[...found].join(", ")}): add --kind`);
+  if (found.size > 1) throw new UsageError(`queue_id ${sel.queueId} is used by several kinds (${[...found].join(", ")}): add --kind`);
   return rows;
 }
 
@@ -112,8 +47,8 @@ export type RequeueResult = "added" | "retried" | "re-added" | "already queued";
  * attempts reset), add it again if it completed or is gone, leave it if it
  * is waiting, delayed or running. Safe because processors re-read the row.
  */
-export async function requeueTransferJob(queues: Queues, type: "send-transfer" | "confirm-transfer", t: Pick<TransferRow, "id" | "kind" | "queue_id" | "order_id">): Promise<RequeueResult> {
-  const payload = { transferId: t.id.toString(), label: transferLabel(t) };
+export async function requeueTransferJob(queues: Queues, type: "send-transfer" | "confirm-transfer", t: PaymentFacts): Promise<RequeueResult> {
+  const payload = transferJob(t);
   const queue = queues[JOB_TYPES[type].queue];
   const job = (await queue.getJob(jobIdFor(type, payload)!)) as Job | undefined;
   if (!job) {
@@ -136,6 +71,8 @@ export async function requeueTransferJob(queues: Queues, type: "send-transfer" |
 export interface RetryLine {
   transfer: TransferRow;
   action: string;
+  /** a job was put back to work (or already was); false: nothing a retry can do */
+  runs: boolean;
 }
 
 export async function retryTransfers(ctx: Pick<CliContext, "db" | "queues">, sel: TransferSelector, actor: string): Promise<RetryLine[]> {
@@ -143,6 +80,7 @@ export async function retryTransfers(ctx: Pick<CliContext, "db" | "queues">, sel
   const out: RetryLine[] = [];
   for (const t of rows) {
     let action: string;
+    let runs = true;
     switch (t.state) {
       case "queued":
       case "signed":
@@ -152,13 +90,21 @@ export async function retryTransfers(ctx: Pick<CliContext, "db" | "queues">, sel
       case "mined":
         action = `confirmation job ${await requeueTransferJob(ctx.queues, "confirm-transfer", t)}`;
         break;
+      case "held": {
+        // the operator says the cause is fixed: back to work through the same path
+        const released = await inTransaction(ctx.db.pool, (conn) => release(conn, t, { actor, nowMs: Date.now() }));
+        action = released ? `released from hold (${t.error}); send job ${await requeueTransferJob(ctx.queues, "send-transfer", t)}` : "changed meanwhile; left alone";
+        break;
+      }
       case "awaiting_approval":
         action = "waiting for an operator: use payment approve / payment reject";
+        runs = false;
         break;
       default:
         action = `ended ${t.state}${t.error ? ` (${t.error})` : ""}: an ended transfer is never retried`;
+        runs = false;
     }
-    out.push({ transfer: t, action });
+    out.push({ transfer: t, action, runs });
   }
   const conn = await ctx.db.pool.getConnection();
   try {
@@ -181,6 +127,15 @@ export async function retryTransfers(ctx: Pick<CliContext, "db" | "queues">, sel
   return out;
 }
 
+/** The selector an operator typed, checked: a malformed id is a usage error. */
+export function selector(queueId: string, opts: { order?: string | undefined; kind?: string | undefined }): TransferSelector {
+  return {
+    queueId: parseRequestId(queueId),
+    orderId: opts.order === undefined ? undefined : parseRequestId(opts.order, "--order"),
+    kind: opts.kind,
+  };
+}
+
 export const describeTransfer = (t: TransferRow) => `${t.kind} ${t.queue_id}${t.order_id ? `/${t.order_id}` : ""} (#${t.id}, ${t.state})`;
 
 export function register(program: Command): void {
@@ -190,11 +145,14 @@ export function register(program: Command): void {
     .argument("<queue_id>", "the request's queue_id")
     .option("--order <order_id>", "one order of a pay batch")
     .option("--kind <kind>", "withdraw, pay, sweep or gas_topup (when the queue_id is used by several)")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action(async (queueId: string, opts: { order?: string; kind?: string; config?: string }) => {
       await runCli(opts.config, async (ctx) => {
-        const lines = await retryTransfers(ctx, { queueId, orderId: opts.order, kind: opts.kind }, operatorName());
+        const sel = selector(queueId, opts);
+        const lines = await retryTransfers(ctx, sel, operatorName());
         for (const l of lines) console.log(`${describeTransfer(l.transfer)}: ${l.action}`);
+        // exit 1 when the retry could not put anything back to work
+        if (!lines.some((l) => l.runs)) process.exitCode = EXIT.failed;
       });
     });
 }

@@ -10,10 +10,10 @@
 import type { Command } from "commander";
 import { createChainClient } from "../../shared/adapters/chain.ts";
 import { tryParseAmount } from "../../shared/domain/amount.ts";
-import { createChainReads } from "../../workers/transfer-sender/chain-reads.ts";
-import { planSweeps, SweepError } from "../../workers/transfer-sender/sweep-plan.ts";
-import { assetOf } from "../../workers/transfer-sender/tx-build.ts";
-import { CliError, runCli } from "./retry.ts";
+import { assetOf } from "../../shared/domain/assets.ts";
+import { createChainReads } from "../../shared/transfers/chain-reads.ts";
+import { planSweeps, SweepError } from "../../shared/transfers/sweep-plan.ts";
+import { CliError, CONFIG_OPTION_HELP, parseChain, runCli, UsageError } from "../context.ts";
 import { operatorName } from "./notify.ts";
 
 export function register(program: Command): void {
@@ -24,17 +24,16 @@ export function register(program: Command): void {
     .option("--symbol <symbol>", "token to sweep", "USDT")
     .option("--chain <chain>", "chain key", "ETH")
     .option("--dry-run", "only show what would be swept")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action(async (opts: { min?: string; symbol: string; chain: string; dryRun?: boolean; config?: string }) => {
       await runCli(opts.config, async (ctx) => {
-        const cfg = ctx.config.chains[opts.chain];
-        if (!cfg) throw new CliError(`unknown chain ${opts.chain}`);
+        const cfg = ctx.config.chains[parseChain(ctx.config, opts.chain)]!;
         const asset = assetOf(cfg, opts.symbol);
-        if (!asset) throw new CliError(`${opts.symbol} is not configured on ${opts.chain}`);
+        if (!asset) throw new UsageError(`${opts.symbol} is not configured on ${opts.chain}`);
         let minUnits = 1n;
         if (opts.min !== undefined) {
           const m = tryParseAmount(opts.min, asset.decimals);
-          if (!m.ok) throw new CliError(`--min: ${m.reason}`);
+          if (!m.ok) throw new UsageError(`--min: ${m.reason}`);
           minUnits = m.units;
         }
         const client = createChainClient(cfg);

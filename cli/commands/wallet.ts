@@ -18,12 +18,12 @@
 import type { Command } from "commander";
 import type { Pool } from "mariadb";
 import { Wallet } from "ethers";
-import { loadSecrets, parseMasterKey } from "../../shared/config/secrets.ts";
+import { parseMasterKey } from "../../shared/config/secrets.ts";
 import { ConfigError } from "../../shared/config/load-config.ts";
 import { inTransaction, isDuplicateKey } from "../../shared/adapters/db/sql.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
 import { addressOfKey, encryptPrivateKey, masterKeyId, normalisePrivateKey, reencrypt, KeystoreError } from "../../shared/adapters/keystore.ts";
-import { CliError, runCli, type CliContext } from "./retry.ts";
+import { CliError, CONFIG_OPTION_HELP, parseChain, parseChoice, runCli, UsageError, type CliContext } from "../context.ts";
 import { operatorName } from "./notify.ts";
 
 export const WALLET_KINDS = ["deposit", "hot", "collection"] as const;
@@ -78,18 +78,10 @@ export async function readSecret(prompt: string): Promise<string> {
   return Buffer.concat(chunks).toString("utf8").trim();
 }
 
-function requireMasterKey(): Buffer {
-  const { masterKey } = loadSecrets();
-  if (!masterKey) throw new CliError("set PAYMENT_MASTER_KEY (or PAYMENT_MASTER_KEY_FILE): wallet keys are encrypted under it");
+export function requireMasterKey(ctx: Pick<CliContext, "secrets">): Buffer {
+  const { masterKey } = ctx.secrets();
+  if (!masterKey) throw new UsageError("set PAYMENT_MASTER_KEY (or PAYMENT_MASTER_KEY_FILE): wallet keys are encrypted under it");
   return masterKey;
-}
-
-function checkChain(ctx: Pick<CliContext, "config">, chain: string): void {
-  if (!ctx.config.chains[chain]) throw new CliError(`unknown chain ${chain} (configured: ${Object.keys(ctx.config.chains).join(", ")})`);
-}
-
-function checkKind(kind: string): asserts kind is WalletKind {
-  if (!(WALLET_KINDS as readonly string[]).includes(kind)) throw new CliError(`--kind must be one of ${WALLET_KINDS.join(", ")}`);
 }
 
 export async function storeWallet(pool: Pool, masterKey: Buffer, w: { chain: string; kind: WalletKind; privateKey: string; label?: string | undefined; actor: string; event: string }): Promise<string> {
@@ -97,7 +89,7 @@ export async function storeWallet(pool: Pool, masterKey: Buffer, w: { chain: str
   try {
     key = normalisePrivateKey(w.privateKey);
   } catch (e) {
-    throw new CliError((e as Error).message);
+    throw new UsageError((e as Error).message);
   }
   const address = addressOfKey(key);
   const enc = encryptPrivateKey(masterKey, key, address);
@@ -149,7 +141,7 @@ export interface RotationResult {
 export async function rotateMasterKey(pool: Pool, from: Buffer, to: Buffer, actor: string): Promise<RotationResult> {
   const fromKeyId = masterKeyId(from);
   const toKeyId = masterKeyId(to);
-  if (fromKeyId === toKeyId) throw new CliError("the new master key is the current one");
+  if (fromKeyId === toKeyId) throw new UsageError("the new master key is the current one");
   return inTransaction(pool, async (conn) => {
     const rows = (await conn.query("SELECT id, chain, address, encrypted_key, key_id FROM wallet ORDER BY id FOR UPDATE")) as {
       id: number;
@@ -197,11 +189,11 @@ interface WalletKeyOpts {
 /** Import or create: check the options and the master key before the key is read or made, then store it encrypted. */
 function storeWithKey(opts: WalletKeyOpts, event: string, privateKeyOf: () => Promise<string>, report: (address: string) => void): Promise<void> {
   return runCli(opts.config, async (ctx) => {
-    checkKind(opts.kind);
-    checkChain(ctx, opts.chain);
-    const masterKey = requireMasterKey();
+    const kind = parseChoice(opts.kind, WALLET_KINDS, "--kind");
+    parseChain(ctx.config, opts.chain);
+    const masterKey = requireMasterKey(ctx);
     const privateKey = await privateKeyOf();
-    report(await storeWallet(ctx.db.pool, masterKey, { chain: opts.chain, kind: opts.kind, privateKey, label: opts.label, actor: operatorName(), event }));
+    report(await storeWallet(ctx.db.pool, masterKey, { chain: opts.chain, kind, privateKey, label: opts.label, actor: operatorName(), event }));
   });
 }
 
@@ -213,14 +205,14 @@ export function register(program: Command): void {
     .requiredOption("--kind <kind>", `wallet kind: ${WALLET_KINDS.join(", ")}`)
     .option("--chain <chain>", "chain key", "ETH")
     .option("--label <label>", "a note for operators")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action((opts: WalletKeyOpts) =>
       storeWithKey(
         opts,
         "wallet.imported",
         async () => {
           const privateKey = await readSecret("private key (hex, not echoed): ");
-          if (!privateKey) throw new CliError("no private key on stdin");
+          if (!privateKey) throw new UsageError("no private key on stdin");
           return privateKey;
         },
         (address) => console.log(`imported ${opts.kind} wallet ${address} on ${opts.chain}`),
@@ -232,7 +224,7 @@ export function register(program: Command): void {
     .option("--kind <kind>", `wallet kind: ${WALLET_KINDS.join(", ")}`, "deposit")
     .option("--chain <chain>", "chain key", "ETH")
     .option("--label <label>", "a note for operators")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action((opts: WalletKeyOpts) => storeWithKey(opts, "wallet.created", async () => Wallet.createRandom().privateKey, (address) => console.log(address)));
   wallet
     .command("list")
@@ -240,9 +232,11 @@ export function register(program: Command): void {
     .option("--chain <chain>", "only this chain")
     .option("--kind <kind>", "only this kind")
     .option("--json", "JSON lines")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action(async (opts: { chain?: string; kind?: string; json?: boolean; config?: string }) => {
       await runCli(opts.config, async (ctx) => {
+        if (opts.kind !== undefined) parseChoice(opts.kind, WALLET_KINDS, "--kind");
+        if (opts.chain !== undefined) parseChain(ctx.config, opts.chain);
         const list = await listWallets(ctx.db.pool, { chain: opts.chain, kind: opts.kind });
         if (opts.json) {
           for (const w of list) console.log(JSON.stringify({ chain: w.chain, address: w.address, kind: w.kind, label: w.label, key_id: w.keyId, created_at: w.createdAt.toISOString() }));
@@ -255,17 +249,17 @@ export function register(program: Command): void {
   wallet
     .command("rotate-master-key")
     .description("re-encrypt every wallet key from PAYMENT_MASTER_KEY to a new key (PAYMENT_NEW_MASTER_KEY or stdin), in one transaction")
-    .option("-c, --config <file>", "configuration file (default: $PAYMENT_CONFIG)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action(async (opts: { config?: string }) => {
       await runCli(opts.config, async (ctx) => {
-        const from = requireMasterKey();
+        const from = requireMasterKey(ctx);
         let to: Buffer;
         try {
           to = process.env.PAYMENT_NEW_MASTER_KEY
             ? parseMasterKey(process.env.PAYMENT_NEW_MASTER_KEY, "PAYMENT_NEW_MASTER_KEY")
             : parseMasterKey(await readSecret("new master key (64 hex, not echoed): "), "the new master key on stdin");
         } catch (e) {
-          if (e instanceof ConfigError) throw new CliError(e.message);
+          if (e instanceof ConfigError) throw new UsageError(e.message);
           throw e;
         }
         const r = await rotateMasterKey(ctx.db.pool, from, to, operatorName());

@@ -16,9 +16,8 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { configSchema, type ChainConfig, type RmqRoute, RMQ_ROUTE_KEYS } from "./schema.ts";
+import { configSchema, type ChainConfig, type RmqRoutes } from "./schema.ts";
 
-export type RmqRoutes = Record<(typeof RMQ_ROUTE_KEYS)[number], RmqRoute>;
 
 type Parsed = z.output<typeof configSchema>;
 

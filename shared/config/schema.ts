@@ -4,12 +4,13 @@
  * key has a default except the ones that locate a real service or contract.
  */
 import { z } from "zod";
+import { ADDRESS_RE, LIMITS } from "../domain/limits.ts";
 
 /** A string field that also takes a number from an env override ("1234"). */
 const text = (inner: z.ZodString = z.string().min(1)) => z.union([z.string(), z.number().transform(String)]).pipe(inner);
 const str = () => text();
 const address = () =>
-  text(z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte hex address")).transform((a: string) => a.toLowerCase());
+  text(z.string().regex(ADDRESS_RE, "must be a 0x-prefixed 20-byte hex address")).transform((a: string) => a.toLowerCase());
 /** Decimal text amount (never a float); a JSON number is taken as its text. */
 const decimalText = () => text(z.string().regex(/^[0-9]+(\.[0-9]+)?$/, "must be a decimal amount like \"1000\" or \"0.5\""));
 
@@ -53,6 +54,23 @@ const rmqConfig = z
   })
   .prefault({});
 
+export type RmqRoutes = Record<(typeof RMQ_ROUTE_KEYS)[number], RmqRoute>;
+
+/**
+ * Every route with the default names, each queue, exchange and routing key
+ * prefixed (`payment-dev.pay.recharge.queue` on `payment-dev.pay.exchange`):
+ * a gateway configured with them shares nothing with one using the default
+ * names on the same broker (the dev system, each test file).
+ */
+export function prefixedRoutes(prefix: string): RmqRoutes {
+  const defaults = rmqConfig.parse(undefined) as unknown as RmqRoutes;
+  const routes = RMQ_ROUTE_KEYS.map((k) => {
+    const r = defaults[k];
+    return [k, { queue: `${prefix}.${r.queue}`, exchange: `${prefix}.${r.exchange}`, routing: r.routing.map((key) => `${prefix}.${key}`) }] as const;
+  });
+  return Object.fromEntries(routes) as RmqRoutes;
+}
+
 /**
  * Every amount is stored exactly as DECIMAL(65,18): an asset with more
  * decimals could carry a fraction the database cannot hold, and a deposit
@@ -95,10 +113,40 @@ export const chainConfig = z.object({
   fee_bump_percent: z.number().int().min(10).max(1000).default(20),
   /** never pay more than this per gas (gwei), 0 = no cap */
   max_fee_gwei: z.number().min(0).default(0),
+  /**
+   * never offer more than this many times the current base fee plus tip per
+   * gas (0 = no relative cap): a transaction the node does not mine for
+   * another reason is not re-priced without end
+   */
+  max_fee_multiple: z.union([z.literal(0), z.number().int().min(2).max(1000)]).default(4),
+  /**
+   * a transfer no wallet can pay (short of the asset or of gas) is held this
+   * long for an operator to fix the cause and retry it, then ends status 0
+   * with its code (SPEC §7); 0 = end it at once
+   */
+  hold_s: z.number().int().min(0).default(3600),
   /** a deposit wallet holding tokens is topped up to this much ETH for gas */
   gas_topup_eth: decimalText().default("0.005"),
   /** ... when it holds less than this */
   min_gas_eth: decimalText().default("0.002"),
+  /**
+   * Payouts and sweeps through EIP-7702 delegation (shared/contracts: one
+   * transaction pays many orders of a hot wallet, or sweeps many deposit
+   * wallets without a gas top-up) or "off" (one transaction per transfer).
+   * Unset: "7702" when the node accepts EIP-7702 transactions, probed at
+   * start, else "off". "7702" on a node without it stops the start.
+   * (The number 7702, as an env override reads it, is taken too.)
+   */
+  batching: z
+    .union([z.string(), z.number().transform(String)])
+    .pipe(z.enum(["7702", "off"]))
+    .optional(),
+  /**
+   * most gas one batch payout transaction may plan for (its gas limit):
+   * below the chain's block gas limit and EIP-7825's per-transaction cap
+   * (16,777,216); 200 USDT payouts plan about 8 million
+   */
+  batch_gas_budget: z.number().int().min(1_000_000).max(16_777_216).default(12_000_000),
 });
 
 const policy = z
@@ -140,7 +188,8 @@ export const configSchema = z.object({
   max_clock_skew_s: z.number().int().min(1).default(300),
   limits: z
     .object({
-      max_message_bytes: z.number().int().min(256).default(256 * 1024),
+      /** larger request messages are dead-lettered `too_large`; at most what request.raw_body holds */
+      max_message_bytes: z.number().int().min(256).max(LIMITS.rawBodyBytes).default(256 * 1024),
       max_batch: z.number().int().min(1).max(10_000).default(500),
     })
     .prefault({}),

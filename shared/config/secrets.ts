@@ -29,6 +29,18 @@ export function parseMasterKey(text: string, source: string): Buffer {
   return Buffer.from(hex, "hex");
 }
 
+/**
+ * What to tell an operator who passed a secret on the command line: argv is
+ * readable by every user of the machine (ps, /proc/<pid>/cmdline) and kept in
+ * shell history. `--key` stays for the old system's users, with this warning.
+ */
+export function argvSecretWarnings(opts: { key?: string | undefined }): string[] {
+  if (opts.key === undefined) return [];
+  return [
+    "--key puts the communication key in this process's command line, readable by every user of the machine (ps, /proc) and kept in shell history: set PAYMENT_KEY or PAYMENT_KEY_FILE instead",
+  ];
+}
+
 export function loadSecrets(opts: { key?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Secrets {
   const env = opts.env ?? process.env;
   const secrets: Secrets = {};

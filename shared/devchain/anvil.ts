@@ -112,7 +112,10 @@ interface Artifact {
   bytecode: string;
 }
 
-export function artifact(name: "TestUSDT" | "Forwarder"): Artifact {
+/** Development and test contracts (shared/devchain/contracts); production ones are in shared/contracts. */
+export type DevContract = "TestUSDT" | "Forwarder" | "RevertingReceiver" | "GasBurner" | "GasHungryReceiver" | "ReentrantReceiver" | "TestBoolToken";
+
+export function artifact(name: DevContract): Artifact {
   const file = fromRoot("shared", "devchain", "contracts", "artifacts.json");
   const all = JSON.parse(readFileSync(file, "utf8")) as { contracts: Record<string, Artifact> };
   const a = all.contracts[name];
@@ -121,8 +124,8 @@ export function artifact(name: "TestUSDT" | "Forwarder"): Artifact {
 }
 
 /** Deploy a contract from the artifacts with `key`; returns its lowercase address. */
-export async function deploy(rpcUrl: string, key: string, name: "TestUSDT" | "Forwarder"): Promise<string> {
-  const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true });
+export async function deploy(rpcUrl: string, key: string, name: DevContract): Promise<string> {
+  const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
   try {
     const signer = new NonceManager(new Wallet(key, provider));
     const a = artifact(name);

@@ -14,19 +14,25 @@ import { isLosslessNumber } from "lossless-json";
 
 export type NumberStyle = "js" | "literal";
 
-/** Compare two strings by Unicode code point (not UTF-16 code unit). */
+/**
+ * Compare two strings by Unicode code point (not UTF-16 code unit): equal
+ * units are skipped, and the first difference is judged by the code points
+ * that contain it (starting one unit earlier when the shared unit before is
+ * the high half of a pair in either string).
+ */
 export function compareCodePoints(a: string, b: string): number {
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const x = ia.next();
-    const y = ib.next();
-    if (x.done) return y.done ? 0 : -1;
-    if (y.done) return 1;
-    const cx = x.value.codePointAt(0)!;
-    const cy = y.value.codePointAt(0)!;
-    if (cx !== cy) return cx < cy ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const prev = i > 0 ? a.charCodeAt(i - 1) : 0;
+    const low = (u: number) => u >= 0xdc00 && u <= 0xdfff;
+    // the shared unit before is a high half that pairs with the unit here in at least one string
+    const at = prev >= 0xd800 && prev <= 0xdbff && (low(x) || low(y)) ? i - 1 : i;
+    return a.codePointAt(at)! < b.codePointAt(at)! ? -1 : 1;
   }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 function renderNumber(text: string, style: NumberStyle): string {
@@ -34,6 +40,37 @@ function renderNumber(text: string, style: NumberStyle): string {
   const n = Number(text);
   // JSON has no Infinity/NaN; a literal that overflows a double keeps its text.
   return Number.isFinite(n) ? JSON.stringify(n) : text;
+}
+
+const JSON_NUMBER_RE = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/;
+
+/**
+ * The exact decimal value of a JSON number literal as `sign digits e exp`
+ * with no leading or trailing zeros ("1.50" and "15e-1" -> "15e-1"), or null
+ * when the text is not a JSON number. Exact for any exponent (bigint).
+ */
+export function decimalValueKey(text: string): string | null {
+  const m = JSON_NUMBER_RE.exec(text);
+  if (!m) return null;
+  const [, sign = "", intPart = "", fracPart = "", expText = "0"] = m;
+  let digits = (intPart + fracPart).replace(/^0+/, "");
+  if (digits === "") return "0";
+  let exp = BigInt(expText) - BigInt(fracPart.length);
+  const kept = digits.replace(/0+$/, "");
+  exp += BigInt(digits.length - kept.length);
+  digits = kept;
+  return `${sign}${digits}e${exp}`;
+}
+
+/**
+ * SPEC §3 "Signatures", the number rule: a number literal is acceptable only
+ * if its exact value equals the value of the text canonical JSON writes for
+ * it. `1.50` (written `1.5`) passes; `1.000000000000000001` (written `1`)
+ * does not, because the signed text and the executed amount would differ.
+ */
+export function numberSurvivesCanonical(text: string): boolean {
+  const exact = decimalValueKey(text);
+  return exact !== null && exact === decimalValueKey(renderNumber(text, "js"));
 }
 
 /**

@@ -52,6 +52,19 @@ export interface RpcTransaction {
   from: string;
   to: string | null;
   value: string;
+  /** hex quantity */
+  nonce: string;
+}
+
+/** Who sent a transaction and with which nonce: the nonce taken by another transaction deep in the chain proves it can never be mined. */
+export interface TxSender {
+  from: string;
+  nonce: number;
+}
+
+/** The sender and nonce of each transaction of a block, by lowercase hash. */
+export function txSenders(txs: readonly RpcTransaction[]): Map<string, TxSender> {
+  return new Map(txs.map((t) => [t.hash.toLowerCase(), { from: t.from.toLowerCase(), nonce: Number(BigInt(t.nonce)) }]));
 }
 
 /** A frame of the callTracer output. */
@@ -106,7 +119,7 @@ export function tokenTransfersFromLogs(logs: RpcLog[], tokens: ReadonlyMap<strin
  * Whether such a transaction succeeded is not in the block body; the caller
  * checks the receipts of the ones it keeps.
  */
-export function nativeTransfersFromTxs(txs: RpcTransaction[], nativeSymbol: string): ChainTransfer[] {
+export function nativeTransfersFromTxs(txs: readonly Pick<RpcTransaction, "hash" | "from" | "to" | "value">[], nativeSymbol: string): ChainTransfer[] {
   const out: ChainTransfer[] = [];
   for (const tx of txs) {
     if (!tx.to) continue;

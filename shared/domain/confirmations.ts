@@ -9,10 +9,13 @@
  *   row's block AND that block is the node's canonical block at its height
  *   AND the transfer at the row's log index matches the row;
  * - a transaction found in another block is followed there (and waits again);
- * - a transaction gone from the chain ends `reorged`, after a short grace
- *   when the node no longer knows it at all (a node briefly loses
- *   transactions while re-injecting a reorged block's ones into its pool)
- *   and a bounded one while it is still pending.
+ * - a transaction gone from the chain ends `reorged` only on evidence that
+ *   it can never be mined: its sender's nonce used by another transaction
+ *   confirm_height blocks deep (as the transfer side decides `dropped`).
+ *   Never on a timer: a node that forgot it, a transaction pending for
+ *   hours, a lagging backend can all still end in it being mined, and a
+ *   deposit reported `reorged` and then mined would never be credited. Until
+ *   the evidence is there it waits (the overdue gauge and alert show it).
  */
 
 export interface ReceiptFacts {
@@ -31,17 +34,15 @@ export interface ConfirmFacts {
   canonicalHash: string | null;
   /** undefined: not fetched yet; null: no receipt (not mined) */
   receipt?: ReceiptFacts | null;
-  /** with a null receipt: the node still has the transaction, unmined */
-  pending?: boolean;
+  /**
+   * with a null receipt off the canonical chain: the transaction's sender
+   * has used its nonce in a block confirm_height below the head (undefined:
+   * not known, e.g. a row stored before the sender was recorded)
+   */
+  nonceUsedDeep?: boolean;
   /** with a successful receipt in the row's block: the transfer at the row's index is the row's (required then) */
   contentMatches?: boolean;
-  nowMs: number;
-  /** when the transaction was first found missing / pending (job progress) */
-  missingSinceMs?: number | null;
-  pendingSinceMs?: number | null;
   blockTimeMs: number;
-  /** how long an unmined, still pending transaction may wait before `reorged` */
-  pendingGraceMs: number;
 }
 
 export type ConfirmDecision =
@@ -49,15 +50,12 @@ export type ConfirmDecision =
   | { kind: "fetch-receipt" }
   | { kind: "finalize"; confirmations: number }
   | { kind: "follow"; blockNumber: number; blockHash: string }
-  | { kind: "wait-missing"; missingSinceMs: number; delayMs: number }
-  | { kind: "wait-pending"; pendingSinceMs: number; delayMs: number }
+  /** off the chain, not mined elsewhere, nothing took its nonce deep yet: look again later */
+  | { kind: "wait-unmined"; delayMs: number }
   | { kind: "reorged" }
   | { kind: "reverted" }
   /** the chain's transfer at this index is not the row's: never finalise, alert */
   | { kind: "mismatch" };
-
-/** How long a missing transaction is given before it counts as gone. */
-export const missingGraceMs = (blockTimeMs: number) => Math.max(2 * blockTimeMs, 500);
 
 /**
  * Delay before the next check: the remaining blocks at the typical block
@@ -87,14 +85,10 @@ export function decideConfirm(f: ConfirmFacts): ConfirmDecision {
     // indexes disagree (mid-reorg, or receipts not indexed yet). Never call
     // a deposit gone while its block is canonical; look again shortly.
     if (canonical) return { kind: "wait", confirmations, delayMs: confirmDelayMs(1, f.blockTimeMs) };
-    if (f.pending) {
-      const since = f.pendingSinceMs ?? f.nowMs;
-      if (f.nowMs - since >= f.pendingGraceMs) return { kind: "reorged" };
-      return { kind: "wait-pending", pendingSinceMs: since, delayMs: confirmDelayMs(1, f.blockTimeMs) };
-    }
-    const since = f.missingSinceMs ?? f.nowMs;
-    if (f.nowMs - since >= missingGraceMs(f.blockTimeMs)) return { kind: "reorged" };
-    return { kind: "wait-missing", missingSinceMs: since, delayMs: Math.min(missingGraceMs(f.blockTimeMs), confirmDelayMs(1, f.blockTimeMs)) };
+    if (f.nonceUsedDeep === true) return { kind: "reorged" };
+    // Mined again, chain-watch follows it at once (it wakes this job); the
+    // timer is the fallback, and the evidence needs confirm_height blocks anyway.
+    return { kind: "wait-unmined", delayMs: confirmDelayMs(Math.max(Math.ceil(f.confirmHeight / 2), 1), f.blockTimeMs) };
   }
   if (f.receipt.blockHash !== f.blockHash) return { kind: "follow", blockNumber: f.receipt.blockNumber, blockHash: f.receipt.blockHash };
   if (f.receipt.status !== 1) return { kind: "reverted" };

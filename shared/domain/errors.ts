@@ -3,21 +3,22 @@
  * carries one of the SPEC §3 codes; the top-level split says whether doing
  * the same thing again can help (retryable) or never will (permanent).
  *
- * Processors throw these; one place (shared/jobs/run-processor.ts) maps
- * permanent errors to BullMQ's UnrecoverableError so BullMQ does not retry
- * them.
+ * Processors throw these; one place (shared/jobs/worker.ts) maps permanent
+ * errors to BullMQ's UnrecoverableError so BullMQ does not retry them.
  */
 
-/** SPEC §3 `error` codes, in the order the SPEC lists them. */
+/**
+ * SPEC §3 `error` codes (status 0), in the order the SPEC lists them.
+ * `bad_signature` and `duplicate` are not among them: they are reasons on
+ * the dead-letter queue, never an answer (SPEC "One id, one outcome").
+ */
 export const ERROR_CODES = [
-  "bad_signature",
   "expired",
   "invalid_request",
   "invalid_amount",
   "unknown_chain",
   "unknown_symbol",
   "unknown_wallet",
-  "duplicate",
   "insufficient_balance",
   "insufficient_gas",
   "reverted",
@@ -30,6 +31,9 @@ export const ERROR_CODES = [
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The codes a request can be refused with at the door (answered once; the id is then taken). */
+export type RefusalCode = Extract<ErrorCode, "expired" | "invalid_request" | "invalid_amount" | "unknown_chain" | "unknown_symbol" | "unknown_wallet" | "policy_rejected">;
 
 export interface PaymentErrorOptions {
   cause?: unknown;
@@ -68,10 +72,6 @@ export class PermanentError extends PaymentError {
 
 /** A request refused at the door (bad signature, bad field, duplicate...). */
 export class RequestRejected extends PermanentError {}
-
-export function isPaymentError(e: unknown): e is PaymentError {
-  return e instanceof PaymentError;
-}
 
 /** Short, secret-free description of any thrown value, for logs and rows. */
 export function describeError(e: unknown): string {

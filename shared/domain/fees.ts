@@ -93,6 +93,23 @@ export function gasLimitFromEstimate(estimate: bigint): bigint {
   return estimate + (percent > STORAGE_SET_MARGIN_GAS ? percent : STORAGE_SET_MARGIN_GAS);
 }
 
+/**
+ * The highest max fee per gas the gateway offers now, or null for none: the
+ * lower of `max_fee_gwei` (absolute, 0 = none) and `max_fee_multiple` times
+ * the current base fee plus tip (relative, 0 = none). A fresh transaction
+ * offers 2 x base fee + tip, so a multiple of at least 2 never holds back a
+ * new one; it stops replacements from re-pricing a transaction without end
+ * (each bump is +fee_bump_percent over the last) when the reason it is not
+ * mined is not its price.
+ */
+export function feeCap(cfg: { max_fee_gwei: number; max_fee_multiple: number }, baseFee: bigint, tip: bigint): bigint | null {
+  const absolute = capFromGwei(cfg.max_fee_gwei);
+  const relative = cfg.max_fee_multiple > 0 ? BigInt(cfg.max_fee_multiple) * (baseFee + tip) : null;
+  if (absolute === null) return relative;
+  if (relative === null) return absolute;
+  return absolute < relative ? absolute : relative;
+}
+
 /** `max_fee_gwei` from the config (a JSON number, 0 = no cap) as a wei cap. */
 export function capFromGwei(gwei: number): bigint | null {
   if (!(gwei > 0)) return null;

@@ -5,7 +5,8 @@
  * unique index uses to guarantee one notification per subject and status:
  * a deposit or transfer can never be reported final twice.
  */
-import type { ErrorCode } from "./errors.ts";
+import type { ErrorCode, RefusalCode } from "./errors.ts";
+import { clip } from "./limits.ts";
 import { toJsonNumber } from "./amount.ts";
 import type { Echo, RequestKind } from "./requests.ts";
 
@@ -148,15 +149,17 @@ export function removeNotification(
 }
 
 /**
- * Answers to a refused request: status 0 with the code, echoing what the
- * message said. A refused pay batch gets one answer per order_id it named.
+ * The answer to a refused request: status 0 with the code, echoing what the
+ * message said (only well-formed fields: see requests.ts). A refused pay
+ * gets one answer per order when its orders could be listed one by one
+ * (`orderIds`), otherwise one answer for the whole request.
  */
 export function rejectionNotifications(
   requestId: bigint | string,
   kind: RequestKind,
   echo: Echo,
-  orderIds: string[],
-  code: ErrorCode,
+  orderIds: string[] | null,
+  code: RefusalCode,
   detail: string,
   nowMs: number,
 ): NotificationDraft[] {
@@ -169,7 +172,7 @@ export function rejectionNotifications(
       ...(orderId !== null ? { order_id: orderId } : {}),
       status: 0,
       error: code,
-      error_message: detail,
+      error_message: clip(detail),
       timestamp: nowS(nowMs),
     };
     if (typeof echo.amount === "string") {
@@ -186,6 +189,6 @@ export function rejectionNotifications(
       body,
     };
   };
-  if (kind === "pay" && orderIds.length > 0) return orderIds.map((o, i) => make(o, i));
+  if (kind === "pay" && orderIds && orderIds.length > 0) return orderIds.map((o, i) => make(o, i));
   return [make(null, 0)];
 }

@@ -8,13 +8,18 @@
  * (so two processes cannot both spend the same headroom) and passes it in;
  * every decision it gets back is written to the audit trail.
  *
+ * The per-request cap and the approval threshold apply to the request's
+ * TOTAL (SPEC §7: a pay batch is one request; splitting it into small
+ * orders bypasses nothing); velocity to each transfer as it adds to the
+ * rolling 24 h sums.
+ *
  * Limits are configured per asset under `policy.*` as decimal text, keyed by
  * symbol ("USDT") or by chain and symbol ("ETH:USDT", which wins). A missing
  * key means no limit of that kind for that asset.
  *
  * @example
  * const limits = policyLimits(config.policy, "ETH", "USDT", 6);
- * decide({ amount: 5_000_000n, to, approved: false }, limits, { wallet: 0n, total: 0n })
+ * decide({ amount: 5_000_000n, requestTotal: 5_000_000n, to, approved: false }, limits, { wallet: 0n, total: 0n })
  * // { action: "allow" } | { action: "reject", rule, detail } | { action: "hold", rule, detail }
  */
 import { decimalToUnits, formatUnits } from "./amount.ts";
@@ -47,8 +52,10 @@ export type PolicyDecision =
   | { action: "hold"; rule: "approval_threshold"; detail: string };
 
 export interface PolicySubject {
-  /** base units */
+  /** base units of this transfer */
   amount: bigint;
+  /** base units of every transfer of its request (the orders of a pay batch; = amount for a withdraw) */
+  requestTotal: bigint;
   /** lowercase destination address */
   to: string;
   /** an operator approved this transfer (it was held before) */
@@ -93,8 +100,8 @@ export function decide(subject: PolicySubject, limits: PolicyLimits, usage: Poli
   if (limits.allow !== null && !limits.allow.has(to)) {
     return { action: "reject", rule: "allow_list", detail: `destination ${to} is not on the allow list` };
   }
-  if (limits.perRequestCap !== null && subject.amount > limits.perRequestCap) {
-    return { action: "reject", rule: "per_request_cap", detail: `amount ${fmt(subject.amount)} is above the per-request cap ${fmt(limits.perRequestCap)}` };
+  if (limits.perRequestCap !== null && subject.requestTotal > limits.perRequestCap) {
+    return { action: "reject", rule: "per_request_cap", detail: `${what(subject, fmt)} is above the per-request cap ${fmt(limits.perRequestCap)}` };
   }
   if (limits.velocityPerWallet !== null && usage.wallet + subject.amount > limits.velocityPerWallet) {
     return {
@@ -110,8 +117,13 @@ export function decide(subject: PolicySubject, limits: PolicyLimits, usage: Poli
       detail: `the 24 h total of all wallets would be ${fmt(usage.total + subject.amount)}, above ${fmt(limits.velocityTotal)}`,
     };
   }
-  if (!subject.approved && limits.approvalThreshold !== null && subject.amount > limits.approvalThreshold) {
-    return { action: "hold", rule: "approval_threshold", detail: `amount ${fmt(subject.amount)} is above the approval threshold ${fmt(limits.approvalThreshold)}` };
+  if (!subject.approved && limits.approvalThreshold !== null && subject.requestTotal > limits.approvalThreshold) {
+    return { action: "hold", rule: "approval_threshold", detail: `${what(subject, fmt)} is above the approval threshold ${fmt(limits.approvalThreshold)}` };
   }
   return { action: "allow" };
+}
+
+/** "amount 150" for a transfer alone, "the request's total 180" for one order of several. */
+function what(s: PolicySubject, fmt: (u: bigint) => string): string {
+  return s.requestTotal === s.amount ? `amount ${fmt(s.amount)}` : `the request's total ${fmt(s.requestTotal)}`;
 }

@@ -13,10 +13,16 @@
  *   mined again with the same nonce, never paid twice);
  * - `dropped` (or `reorged`, if it had been mined before) only once another
  *   transaction with our nonce is itself confirm_height deep: until then a
- *   reorg could still bring ours back;
+ *   reorg could still bring ours back. And never on one round of null
+ *   receipts: behind a load balancer a lagging backend answers null for a
+ *   mined transaction. Every attempt's receipt is read again anchored to
+ *   that depth (one backend answers the nonce there and the receipts), on
+ *   two checks (two runs of the job, a block time apart), before giving up;
  * - an unmined transaction the node forgot is re-broadcast; one older than
  *   `stuck_after_s` is replaced with a higher fee (by the sender, which
- *   holds the key).
+ *   holds the key), but only when its nonce is the wallet's next one: the
+ *   transactions after it are queued behind it, not stuck, and re-pricing
+ *   them would only raise what they cost.
  */
 import { confirmationsOf, confirmDelayMs } from "./confirmations.ts";
 
@@ -41,6 +47,8 @@ export interface TransferConfirmFacts {
   canonicalHash: string | null;
   /** the account's nonce at head is above ours (some transaction used it) */
   nonceUsed: boolean;
+  /** the account's nonce at head is ours: this is the wallet's lowest unmined transaction */
+  nextNonce: boolean;
   /** ... and already at head - confirm_height */
   nonceUsedDeep: boolean;
   /** some attempt is known to the node (pending in its pool) */
@@ -49,6 +57,14 @@ export interface TransferConfirmFacts {
   latestAgeMs: number;
   /** this transfer was seen mined before and lost its block since */
   wasMinedBefore: boolean;
+  /**
+   * the anchored re-read (one backend: the nonce at head - confirm_height and
+   * every attempt's receipt) found the nonce used there and no receipt;
+   * undefined: not read yet
+   */
+  dropConfirmed?: boolean;
+  /** the head at which an earlier run's anchored check found the same (job progress), or null */
+  dropCheckedAt: number | null;
 }
 
 export type TransferConfirmDecision =
@@ -60,6 +76,10 @@ export type TransferConfirmDecision =
   /** the node's answers disagree (reorg in progress): look again shortly */
   | { kind: "recheck"; delayMs: number }
   | { kind: "give-up"; code: "dropped" | "reorged" }
+  /** the nonce is taken deep and no receipt was read: read them again, anchored at that depth */
+  | { kind: "verify-drop" }
+  /** a first anchored check agrees: remember it, check again on the next run */
+  | { kind: "drop-checked"; delayMs: number }
   | { kind: "pending"; rebroadcast: boolean; bump: boolean; delayMs: number };
 
 export function decideTransferConfirm(f: TransferConfirmFacts): TransferConfirmDecision {
@@ -73,9 +93,15 @@ export function decideTransferConfirm(f: TransferConfirmFacts): TransferConfirmD
     return { kind: "finalize", record, confirmations, reverted: f.mined.status !== 1 };
   }
   if (f.state === "mined") return { kind: "unmined", delayMs: soon };
-  if (f.nonceUsedDeep) return { kind: "give-up", code: f.wasMinedBefore ? "reorged" : "dropped" };
+  if (f.nonceUsedDeep) {
+    if (f.dropConfirmed === undefined) return { kind: "verify-drop" };
+    if (!f.dropConfirmed) return { kind: "recheck", delayMs: soon };
+    // A second run agreeing: a chain that stops (a dev chain without traffic) must not stall this.
+    if (f.dropCheckedAt !== null) return { kind: "give-up", code: f.wasMinedBefore ? "reorged" : "dropped" };
+    return { kind: "drop-checked", delayMs: f.blockTimeMs };
+  }
   if (f.nonceUsed) return { kind: "pending", rebroadcast: false, bump: false, delayMs: f.blockTimeMs };
-  const bump = f.latestAgeMs >= f.stuckAfterMs;
+  const bump = f.nextNonce && f.latestAgeMs >= f.stuckAfterMs;
   const untilStuck = Math.max(f.stuckAfterMs - f.latestAgeMs, 0);
   return { kind: "pending", rebroadcast: !f.known, bump, delayMs: Math.max(Math.min(f.blockTimeMs, bump ? f.blockTimeMs : untilStuck || f.blockTimeMs), 50) };
 }

@@ -19,6 +19,13 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 
 const rowId = z.string().regex(/^[1-9][0-9]{0,18}$/, "row id");
 
+/**
+ * What a job is about, for the operator reading it on the dashboard (kind,
+ * ids, chain, asset, amount, from, to): display only, never trusted by a
+ * processor (it re-reads its row), never a secret.
+ */
+const payment = z.record(z.string().max(20), z.string().max(200)).optional();
+
 const DAY_S = 24 * 3600;
 const keep = { removeOnComplete: { age: DAY_S, count: 100_000 }, removeOnFail: { age: 30 * DAY_S } };
 
@@ -27,21 +34,27 @@ export const JOB_TYPES = {
   /** sign (once) and broadcast one transfer; follows an earlier signed tx on retry */
   "send-transfer": {
     queue: "transfer",
-    schema: z.object({ transferId: rowId, label: z.string().max(200).optional() }),
+    schema: z.object({
+      transferId: rowId,
+      label: z.string().max(200).optional(),
+      /** set by the job when it reports its transfer held (its held_at, ms): a retry of that job releases it */
+      heldAt: z.string().max(20).optional(),
+      payment,
+    }),
     id: (p: { transferId: string }) => `send-${p.transferId}`,
     opts: { attempts: 12, backoff: { type: "exponential", delay: 1_000 }, ...keep },
   },
   /** wait for confirm_height, check canonical, finalise a deposit exactly once */
   "confirm-deposit": {
     queue: "confirm",
-    schema: z.object({ depositId: rowId, label: z.string().max(200).optional() }),
+    schema: z.object({ depositId: rowId, label: z.string().max(200).optional(), payment }),
     id: (p: { depositId: string }) => `deposit-${p.depositId}`,
     opts: { attempts: 50, backoff: { type: "exponential", delay: 1_000 }, ...keep },
   },
   /** follow a sent transfer to its receipt, replace it if stuck, finalise it exactly once */
   "confirm-transfer": {
     queue: "confirm",
-    schema: z.object({ transferId: rowId, label: z.string().max(200).optional() }),
+    schema: z.object({ transferId: rowId, label: z.string().max(200).optional(), payment }),
     id: (p: { transferId: string }) => `transfer-${p.transferId}`,
     opts: { attempts: 50, backoff: { type: "exponential", delay: 1_000 }, ...keep },
   },

@@ -8,7 +8,7 @@
 import { Worker, UnrecoverableError, DelayedError, type Job } from "bullmq";
 import type { Logger } from "../logger.ts";
 import { closeRedis, type RedisFactory } from "../adapters/redis.ts";
-import { PermanentError, describeError } from "../domain/errors.ts";
+import { PermanentError, RetryableError, describeError } from "../domain/errors.ts";
 import { parseJobData, type JobData, type JobType, type QueueName } from "./registry.ts";
 
 export type Handler<T extends JobType> = (data: JobData<T>, job: Job, ctx: { token: string | undefined; logger: Logger }) => Promise<unknown>;
@@ -64,6 +64,19 @@ export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Ha
   // this, every stopped worker keeps a Redis socket open and its process alive.
   worker.once("closed", () => void closeRedis(connection));
   return worker;
+}
+
+/**
+ * Run this job again `delayMs` from now without spending one of its
+ * attempts (a job waiting on the chain, or on a lease), recording `progress`
+ * first (shown on the dashboard, read by the next run). Needs the job's lock
+ * token: without it BullMQ could not tell this worker still owns the job.
+ */
+export async function reschedule(job: Job, token: string | undefined, delayMs: number, progress?: object): Promise<never> {
+  if (!token) throw new RetryableError("job has no lock token; cannot reschedule");
+  if (progress) await job.updateProgress(progress);
+  await job.moveToDelayed(Date.now() + delayMs, token);
+  throw new DelayedError();
 }
 
 /** The job-lock timing of `config.workers`, for createWorker's options. */

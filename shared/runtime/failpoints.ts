@@ -29,16 +29,6 @@ function points(): ReadonlySet<string> {
   return armed;
 }
 
-/** Re-read PAYMENT_FAILPOINTS (tests that change it in-process). */
-export function resetFailpoints(): void {
-  armed = null;
-}
-
-/** Whether `name` is armed (for tests of this module). */
-export function failpointArmed(name: string): boolean {
-  return points().has(name);
-}
-
 /** SIGKILL this process if `name` is armed; a no-op otherwise. */
 export function failpoint(name: string): void {
   if (!points().has(name)) return;

@@ -10,20 +10,17 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, statSync } from "node:fs";
 import path from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
 import type { Worker } from "bullmq";
 import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { eventually } from "../helpers/rabbit.ts";
+import { ARTIFACTS, closeBrowsers, launchBrowser } from "../helpers/browser.ts";
 import { createDashboard } from "../../workers/dashboard/main.ts";
 import { enqueue } from "../../shared/jobs/registry.ts";
 import { createWorker } from "../../shared/jobs/worker.ts";
 import { PermanentError } from "../../shared/domain/errors.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = path.resolve(import.meta.dirname, "../artifacts");
 const USER = "ops";
 const PASSWORD = "browser-test-password";
 
@@ -31,22 +28,7 @@ let env: TestEnv;
 let dash: ReturnType<typeof createDashboard>;
 let worker: Worker;
 let base: string;
-const profiles: string[] = [];
-
-/** A fresh, throw-away browser profile per launch. */
-async function launch(credentials?: { username: string; password: string }): Promise<BrowserContext> {
-  assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-  const dir = mkdtempSync(path.join(tmpdir(), "payment-chromium-"));
-  profiles.push(dir);
-  // --user-data-dir is given by launchPersistentContext (the fresh `dir`), --headless by `headless: true`.
-  return chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1280, height: 800 },
-    ...(credentials ? { httpCredentials: credentials } : {}),
-  });
-}
+const launch = launchBrowser;
 
 before(async () => {
   env = await createTestEnv({ config: (c) => ({ ...c, dashboard: { port: 0, user: USER, password: PASSWORD } }) });
@@ -73,7 +55,7 @@ after(async () => {
   await worker?.close();
   await dash?.stop();
   await env?.cleanup();
-  for (const d of profiles) rmSync(d, { recursive: true, force: true });
+  await closeBrowsers();
 });
 
 test("without (or with wrong) credentials the browser is challenged and refused: 401", async () => {

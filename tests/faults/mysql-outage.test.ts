@@ -14,9 +14,22 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { eventually } from "../helpers/rabbit.ts";
-import { startFaultStack, randomAddress, sleep, type FaultStack } from "./lib/fault-stack.ts";
+import * as amqp from "amqplib";
+import { RABBIT_URL } from "../helpers/env.ts";
+import { startFaultStack, randomAddress, type FaultStack } from "./lib/fault-stack.ts";
 
 let s: FaultStack;
+
+/** Withdraw requests still waiting on their queue, not yet delivered to a bridge. */
+async function requestsReady(): Promise<number> {
+  const conn = await amqp.connect(RABBIT_URL);
+  try {
+    const ch = await conn.createChannel();
+    return (await ch.checkQueue(s.env.config.rmq_config.withdraw.queue)).messageCount;
+  } finally {
+    await conn.close();
+  }
+}
 
 before(async () => {
   s = await startFaultStack({ confirmHeight: 3, proxy: { mysql: true } });
@@ -45,18 +58,20 @@ test("MariaDB cut under load: workers back off and resume, requests wait unacked
   t.diagnostic(`cut with the batch at ${JSON.stringify(states.map((x) => [x.state, x._count]))}`);
 
   // 3. during the outage: requests arrive (and must wait, unacked), deposits are mined
+  const bridge = s.alive("bridge")[0]!;
+  const failedPersists = () => bridge.output().match(/cannot persist request batch/g)?.length ?? 0;
   for (let i = 5; i < 10; i++) await s.withdraw(`mo-w-${i}`, randomAddress(), `${i + 1}.9`);
   for (let i = 3; i < 8; i++) await s.deposit(watched[i]!, `${i + 1}.1`);
-  const bridge = s.alive("bridge")[0]!;
-  await eventually(() => bridge.output().includes("cannot persist request batch"), 30_000, 100);
-  await sleep(3_000);
+  // the bridge holds every request (none left ready on the queue) and has failed to persist since
+  await eventually(async () => (await requestsReady()) === 0, 30_000, 100);
+  const held = failedPersists();
+  await eventually(() => failedPersists() > held, 30_000, 100);
   assert.equal(await s.env.db.prisma.request.count({ where: { queueId: { in: ["mo-w-5", "mo-w-9"] } } }), 0, "nothing persisted while MySQL is away");
 
   // 4. MySQL is back
   await s.proxies.mysql!.restore();
   await s.settle(180_000);
   t.diagnostic(`20 payouts and 8 deposits final after ${Date.now() - started} ms`);
-  await sleep(2_000);
   const { redeliveries, outOfOrder } = await s.verify();
   t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
   for (const p of procs) assert.ok(p.alive, `${p.name} survived the outage`);

@@ -16,7 +16,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { eventually } from "../helpers/rabbit.ts";
-import { startFaultStack, randomAddress, sleep, type FaultStack } from "./lib/fault-stack.ts";
+import { startFaultStack, randomAddress, type FaultStack } from "./lib/fault-stack.ts";
 
 let s: FaultStack;
 
@@ -49,8 +49,11 @@ test("node RPC and WebSocket cut during deposits and sends: polling, reconnect, 
   // 2. a batch of payouts is being signed/broadcast when the node goes away
   await s.pay("no-p", Array.from({ length: 10 }, (_, i) => ({ orderId: `o${i}`, to: randomAddress(), amount: `${i}.${2 * i + 1}` })));
   await eventually(async () => (await s.env.db.prisma.transfer.count({ where: { queueId: "no-p", state: { not: "queued" } } })) > 0, 30_000, 5);
+  const failedScans = () => watch.output().match(/chain-watch: scan failed; retrying/g)?.length ?? 0;
+  const failedBefore = failedScans();
   await Promise.all([s.proxies.rpc!.cut(), s.proxies.ws!.cut()]);
-  await sleep(1_000); // a block fetched just before the cut may still be committed
+  // a scan failed after the cut: a block fetched just before it is committed by now, or never
+  await eventually(() => failedScans() > failedBefore, 30_000, 100);
   const cutAt = await s.env.db.prisma.chainCursor.findFirstOrThrow();
   const states = await s.env.db.prisma.transfer.groupBy({ by: ["state"], where: { queueId: "no-p" }, _count: true });
   t.diagnostic(`cut with the batch at ${JSON.stringify(states.map((x) => [x.state, x._count]))}, cursor ${cutAt.blockNumber}`);
@@ -59,7 +62,9 @@ test("node RPC and WebSocket cut during deposits and sends: polling, reconnect, 
   for (let i = 5; i < 10; i++) await s.withdraw(`no-w-${i}`, randomAddress(), `${i + 1}.3`);
   for (let i = 3; i < 10; i++) await s.deposit(watched[i]!, `${i + 1}.7`);
   await s.mine(30); // more than catchup_concurrency blocks to backfill
-  await sleep(3_000);
+  // the scanner has tried twice more since those blocks exist: it would have scanned them by now
+  const failedAfterMining = failedScans();
+  await eventually(() => failedScans() >= failedAfterMining + 2, 30_000, 100);
   assert.equal((await s.env.db.prisma.chainCursor.findFirstOrThrow()).blockNumber, cutAt.blockNumber, "nothing scanned while the node is unreachable");
   await eventually(() => watch.output().includes("websocket down; polling until it is back"), 10_000, 100);
 
@@ -67,7 +72,6 @@ test("node RPC and WebSocket cut during deposits and sends: polling, reconnect, 
   await Promise.all([s.proxies.rpc!.restore(), s.proxies.ws!.restore()]);
   await s.settle(180_000);
   t.diagnostic(`20 payouts and 10 deposits final after ${Date.now() - started} ms`);
-  await sleep(2_000);
   const { redeliveries, outOfOrder } = await s.verify();
   t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 

@@ -97,7 +97,6 @@ test("every key under the Redis prefix deleted mid-run: jobs rebuilt from MySQL,
   s.startMining(50);
   await s.settle(180_000);
   t.diagnostic(`25 payouts and 15 deposits final after ${Date.now() - started} ms`);
-  await new Promise((r) => setTimeout(r, 2_000));
   const { redeliveries, outOfOrder } = await s.verify();
   t.diagnostic(`notifications delivered again with the same id: ${redeliveries}; final before pending: ${outOfOrder}`);
 

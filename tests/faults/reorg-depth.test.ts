@@ -3,8 +3,9 @@
  * and 3, with `anvil_reorg`), for a pending deposit and a pending transfer,
  * with every role running as its own process:
  *
- * - a deposit whose transaction leaves the chain ends status 0 `reorged`,
- *   never final, never credited;
+ * - a deposit whose transaction leaves the chain, its sender's nonce taken
+ *   by another transaction in the replacing chain, ends status 0 `reorged`
+ *   once that transaction is deep: never final, never credited;
  * - a deposit whose transaction is mined again in the replacing blocks is
  *   followed to its new block and final once, there;
  * - a transfer whose transaction leaves the chain is re-broadcast from its
@@ -22,7 +23,8 @@ import { Contract, NonceManager, Wallet } from "ethers";
 import { eventually, type Note } from "../helpers/rabbit.ts";
 import { erc20 } from "../../shared/adapters/chain.ts";
 import { artifact } from "../../shared/devchain/anvil.ts";
-import { startFaultStack, randomAddress, sleep, HOT, HOT_KEY, type FaultStack } from "./lib/fault-stack.ts";
+import { startFaultStack, randomAddress, HOT, HOT_KEY, type FaultStack } from "./lib/fault-stack.ts";
+import { receiptOf } from "../helpers/receipts.ts";
 
 const CONFIRM = 4;
 const DEPTHS = Array.from({ length: CONFIRM - 1 }, (_, i) => i + 1);
@@ -35,7 +37,7 @@ before(async () => {
   s = await startFaultStack({ confirmHeight: CONFIRM });
   const owner = new NonceManager(new Wallet(s.env.anvil!.keys[0]!, s.provider));
   const token = new Contract(s.env.usdt!, artifact("TestUSDT").abi, owner);
-  await (await token.getFunction("mint")(new Wallet(s.env.anvil!.keys[DEPOSITOR]!).address, 10n ** 12n)).wait();
+  await receiptOf(s.provider, (await token.getFunction("mint")(new Wallet(s.env.anvil!.keys[DEPOSITOR]!).address, 10n ** 12n)).hash);
   await s.startRoles();
   await s.mine(CONFIRM); // the mint is deep: no reorg below reaches it
 });
@@ -78,28 +80,56 @@ async function bury(blockNumber: number, depth: number) {
   assert.ok((await head()) < blockNumber + CONFIRM, "not final yet");
 }
 
-/** After the scenario: blocks enough for anything pending to be final, then a pause for a late (wrong) notification. */
-async function settleChain() {
+/**
+ * After the scenario: blocks enough for anything pending to be final, scanned
+ * by chain-watch, and the subject's confirmation job done: a late (wrong)
+ * notification would have been written by now.
+ */
+async function settleChain(jobId: string) {
   await s.mine(CONFIRM + 2);
-  await sleep(1_500);
+  const h = await head();
+  await eventually(async () => Number((await s.env.db.prisma.chainCursor.findFirstOrThrow()).blockNumber) >= h, 60_000);
+  // a job whose deposit or transfer ended status 0 fails (never a green completion): either state is done
+  await eventually(async () => ["completed", "failed"].includes((await (await s.env.queues.confirm.getJob(jobId))?.getState()) ?? ""), 60_000);
+  await eventually(async () => (await s.env.db.prisma.notification.count({ where: { state: "pending" } })) === 0, 60_000);
+}
+
+/** A 0-value transaction of `key`'s account with this nonce: whatever it replaces can never be mined. */
+async function takeNonce(key: string, nonce: number): Promise<string> {
+  const wallet = new Wallet(key);
+  const fee = await s.provider.getFeeData();
+  return wallet.signTransaction({
+    type: 2,
+    chainId: BigInt(s.env.anvil!.chainId),
+    to: wallet.address,
+    value: 0n,
+    nonce,
+    gasLimit: 21_000n,
+    maxFeePerGas: fee.maxFeePerGas! * 3n,
+    maxPriorityFeePerGas: fee.maxPriorityFeePerGas! * 2n,
+  });
 }
 
 for (const depth of DEPTHS) {
-  test(`depth ${depth}: a deposit whose transaction leaves the chain ends reorged, never final, never credited`, { timeout: 120_000 }, async () => {
+  test(`depth ${depth}: a deposit whose transaction leaves the chain, its nonce taken by another, ends reorged once that is deep; never final, never credited`, { timeout: 120_000 }, async () => {
     const to = randomAddress();
     await s.topup(to, `reorg-d${depth}-dropped`);
-    const dep = await rawTransfer(s.env.anvil!.keys[DEPOSITOR]!, to, 42_000_000n);
+    const key = s.env.anvil!.keys[DEPOSITOR]!;
+    const nonce = await s.provider.getTransactionCount(new Wallet(key).address, "pending");
+    const dep = await rawTransfer(key, to, 42_000_000n, { nonce });
     const r = (await eventually(() => receipt(dep.hash)))!;
     await waitNote("topup", dep.hash, (n) => n.status === 2);
     await bury(Number(r.blockNumber), depth);
 
-    await s.provider.send("anvil_reorg", [depth, []]);
+    await s.provider.send("anvil_reorg", [depth, [[await takeNonce(key, nonce), 0]]]);
     assert.equal(await receipt(dep.hash), null, "gone from the chain");
+    await s.mine(CONFIRM + 1); // the transaction that took its nonce becomes deep
     const failed = await waitNote("topup", dep.hash, (n) => n.status === 0);
     assert.equal(failed.error, "reorged");
     assert.equal(failed.amount_exact, "42");
 
-    await settleChain();
+    const id = (await s.env.db.prisma.deposit.findFirstOrThrow({ where: { txHash: dep.hash } })).id;
+    await settleChain(`deposit-${id}`);
     assert.deepEqual(notesFor("topup", dep.hash).map((n) => n.status).sort(), [0, 2], "pending, then reorged; never final");
     const row = await s.env.db.prisma.deposit.findFirstOrThrow({ where: { txHash: dep.hash } });
     assert.equal(row.state, "reorged");
@@ -125,7 +155,7 @@ for (const depth of DEPTHS) {
     const final = await waitNote("topup", dep.hash, (n) => n.status === 1);
     assert.equal(final.amount_exact, "7.500001");
     assert.equal(final.block_height, Number(again.blockNumber));
-    await settleChain();
+    await settleChain(`deposit-${(await s.env.db.prisma.deposit.findFirstOrThrow({ where: { txHash: dep.hash } })).id}`);
     assert.deepEqual(notesFor("topup", dep.hash).map((n) => n.status).sort(), [1, 2]);
     const row = await s.env.db.prisma.deposit.findFirstOrThrow({ where: { txHash: dep.hash } });
     assert.equal(row.state, "confirmed");
@@ -153,7 +183,7 @@ for (const depth of DEPTHS) {
     const final = await waitNote("withdraw", q, (n) => n.status !== 2);
     assert.equal(final.status, 1, JSON.stringify(final));
     assert.equal(final.tx_hash, pending.tx_hash, "the same transaction, never re-signed");
-    await settleChain();
+    await settleChain(`transfer-${mined.id}`);
     assert.deepEqual(notesFor("withdraw", q).map((n) => n.status).sort(), [1, 2]);
     const t = await s.env.db.prisma.transfer.findFirstOrThrow({ where: { queueId: q }, include: { attempts: true } });
     assert.equal(t.attempts.length, 1, "one signed transaction");
@@ -178,25 +208,13 @@ for (const depth of DEPTHS) {
     await bury(Number(mined.blockNumber), depth);
 
     // someone holding the hot wallet's key spends the same nonce (a 0-value call) on the other branch
-    const wallet = new Wallet(HOT_KEY);
-    const fee = await s.provider.getFeeData();
-    const conflicting = await wallet.signTransaction({
-      type: 2,
-      chainId: BigInt(s.env.anvil!.chainId),
-      to: HOT,
-      value: 0n,
-      nonce: Number(mined.nonce),
-      gasLimit: 21_000n,
-      maxFeePerGas: fee.maxFeePerGas! * 3n,
-      maxPriorityFeePerGas: fee.maxPriorityFeePerGas! * 2n,
-    });
-    await s.provider.send("anvil_reorg", [depth, [[conflicting, 0]]]);
+    await s.provider.send("anvil_reorg", [depth, [[await takeNonce(HOT_KEY, Number(mined.nonce)), 0]]]);
     assert.equal(await receipt(String(pending.tx_hash)), null, "gone from the chain");
     await s.mine(CONFIRM + 1); // the conflicting transaction becomes deep
     const final = await waitNote("withdraw", q, (n) => n.status !== 2);
     assert.equal(final.status, 0, JSON.stringify(final));
     assert.equal(final.error, "reorged");
-    await settleChain();
+    await settleChain(`transfer-${mined.id}`);
     assert.deepEqual(notesFor("withdraw", q).map((n) => n.status).sort(), [0, 2]);
     assert.equal(await s.usdtOf(to), 0n, "nothing paid");
     const t = await s.env.db.prisma.transfer.findFirstOrThrow({ where: { queueId: q }, include: { attempts: true } });

@@ -16,7 +16,7 @@ import { createQueues, type Queues } from "../../shared/jobs/registry.ts";
 import { createLogger, type Logger } from "../../shared/logger.ts";
 import { createMetrics, type Metrics } from "../../shared/metrics.ts";
 import { startAnvil, deploy, type Anvil, type StartAnvilOptions } from "../../shared/devchain/anvil.ts";
-import { RMQ_ROUTE_KEYS } from "../../shared/config/schema.ts";
+import { prefixedRoutes, RMQ_ROUTE_KEYS } from "../../shared/config/schema.ts";
 
 export const MYSQL_ROOT = process.env.TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306";
 export const RABBIT_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -56,26 +56,8 @@ function deepMerge<T>(a: T, b: Partial<T>): T {
 
 export { deepMerge };
 
-/** Route config with every queue and the exchange namespaced by `id`. */
-export function testRoutes(id: string) {
-  const names: Record<(typeof RMQ_ROUTE_KEYS)[number], string> = {
-    topup: "pay.recharge.queue",
-    withdraw: "pay.withdraw.queue",
-    pay: "pay.auto.queue",
-    remove: "pay.remove.queue",
-    topup_resp: "pay.recharge.return.queue",
-    withdraw_resp: "pay.withdraw.return.queue",
-    pay_resp: "pay.auto.return.queue",
-    remove_resp: "pay.remove.return.queue",
-    dead: "pay.dead.queue",
-  };
-  return Object.fromEntries(
-    Object.entries(names).map(([k, q]) => [
-      k,
-      { queue: `test.${id}.${q}`, exchange: `test.${id}.pay.exchange`, routing: [`test.${id}.${q.replace(/\.queue$/, ".routing.key")}`] },
-    ]),
-  ) as Record<(typeof RMQ_ROUTE_KEYS)[number], { queue: string; exchange: string; routing: string[] }>;
-}
+/** Route config with every queue, exchange and routing key namespaced by `id`. */
+export const testRoutes = (id: string) => prefixedRoutes(`test.${id}`);
 
 export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
   const id = randomBytes(5).toString("hex");

@@ -3,6 +3,7 @@ export const GATEWAY_METRICS = [
   "payment_chain_head_block",
   "payment_chain_lag_blocks",
   "payment_requests_total",
+  "payment_requests_dead_lettered_total",
   "payment_deposits_total",
   "payment_transfers_total",
   "payment_pending_confirmations",
@@ -10,4 +11,8 @@ export const GATEWAY_METRICS = [
   "payment_queue_jobs",
   "payment_outbox_pending",
   "payment_dependency_up",
+  "payment_transfers_held",
+  "payment_deposits_overdue",
+  "payment_transfer_unbroadcast_seconds",
+  "payment_transfer_fee_capped_total",
 ] as const;

@@ -11,6 +11,12 @@ import { RABBIT_URL } from "./env.ts";
 
 export type Kind = "topup" | "withdraw" | "pay" | "remove";
 export type Note = Record<string, unknown> & { status: number; sign: string };
+export interface DeadLetter {
+  reason: string;
+  detail: string;
+  kind: string;
+  text: string;
+}
 
 export interface BusinessClient {
   /** sign (unless `raw`) and publish a request */
@@ -23,13 +29,21 @@ export interface BusinessClient {
   waitFor(kind: Kind, pred: (n: Note) => boolean, timeoutMs?: number): Promise<Note>;
   /** messages that reached the dead-letter queue */
   dead(): amqp.ConsumeMessage[];
+  /** wait until a dead letter matches (its reason header, and its body as text); returns it */
+  waitForDead(pred: (d: DeadLetter) => boolean, timeoutMs?: number): Promise<DeadLetter>;
+  /**
+   * What the business saw for one id, in arrival order and deduplicated by
+   * notification_id: "2", "1", "0:expired"... (SPEC "One id, one outcome":
+   * one refusal, or "2" then one final).
+   */
+  outcomes(kind: Kind, queueId: string, orderId?: string): string[];
   /** true when every received notification's signature verifies */
   allSigned(): boolean;
   close(): Promise<void>;
 }
 
 export async function createBusinessClient(config: Config, key: string): Promise<BusinessClient> {
-  const conn = await amqp.connect(RABBIT_URL);
+  const conn = await amqp.connect(RABBIT_URL, { noDelay: true });
   const ch = await conn.createConfirmChannel();
   const rmq = config.rmq_config;
   await declareRoutes(ch, RMQ_ROUTE_KEYS.map((k) => rmq[k]));
@@ -38,6 +52,29 @@ export async function createBusinessClient(config: Config, key: string): Promise
   let bad = 0;
   const respKey = { topup: "topup_resp", withdraw: "withdraw_resp", pay: "pay_resp", remove: "remove_resp" } as const;
   const waiters = new Set<() => void>();
+  const waitUntil = <T>(find: () => T | undefined, timeoutMs: number, what: () => string) =>
+    new Promise<T>((resolve, reject) => {
+      const check = () => {
+        const hit = find();
+        if (hit !== undefined) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`timed out waiting for ${what()}`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  const asDead = (m: amqp.ConsumeMessage): DeadLetter => ({
+    reason: String(m.properties.headers?.["x-payment-reason"] ?? ""),
+    detail: String(m.properties.headers?.["x-payment-detail"] ?? ""),
+    kind: String(m.properties.headers?.["x-payment-kind"] ?? ""),
+    text: m.content.toString("utf8"),
+  });
   for (const kind of Object.keys(got) as Kind[]) {
     await ch.consume(rmq[respKey[kind]].queue, (m) => {
       if (!m) return;
@@ -68,24 +105,21 @@ export async function createBusinessClient(config: Config, key: string): Promise
     },
     received: (kind) => got[kind],
     waitFor(kind, pred, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = got[kind].find(pred);
-          if (hit) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(hit);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out waiting for a ${kind} notification; got ${JSON.stringify(got[kind]).slice(0, 2000)}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+      return waitUntil(() => got[kind].find(pred), timeoutMs, () => `a ${kind} notification; got ${JSON.stringify(got[kind]).slice(0, 2000)}`);
     },
     dead: () => dead,
+    waitForDead(pred, timeoutMs = 20_000) {
+      return waitUntil(() => dead.map(asDead).find(pred), timeoutMs, () => `a dead letter; got ${JSON.stringify(dead.map(asDead)).slice(0, 2000)}`);
+    },
+    outcomes(kind, queueId, orderId) {
+      // as a business sees them: deduplicated by notification_id (delivery is at-least-once:
+      // a notification published by a bridge killed before it marked it sent comes again, identical)
+      const seen = new Set<unknown>();
+      return got[kind]
+        .filter((n) => n.queue_id === queueId && (orderId === undefined || n.order_id === orderId))
+        .filter((n) => !seen.has(n.notification_id) && seen.add(n.notification_id))
+        .map((n) => `${n.status}${n.error ? `:${n.error}` : ""}`);
+    },
     allSigned: () => bad === 0,
     async close() {
       await ch.close().catch(() => undefined);

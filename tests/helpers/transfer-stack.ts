@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
-import { Contract, JsonRpcProvider, Network, NonceManager, Wallet } from "ethers";
+import { Contract, JsonRpcProvider, Network, NonceManager, Transaction, Wallet } from "ethers";
 import { createTestEnv, type TestEnv, type TestEnvOptions } from "./env.ts";
 import { createBusinessClient, type BusinessClient, eventually } from "./rabbit.ts";
 import { createBridge } from "../../bridge/main.ts";
@@ -20,6 +20,8 @@ import { encryptPrivateKey, addressOfKey } from "../../shared/adapters/keystore.
 import { erc20 } from "../../shared/adapters/chain.ts";
 import type { ConfigInput } from "../../shared/config/schema.ts";
 import { anvilMiner } from "./miner.ts";
+import { ensureDeployed, plannedContract } from "../../shared/adapters/delegation-contracts.ts";
+import { recordDelegationContract } from "../../shared/adapters/db/delegation-contracts.ts";
 
 export const HOT_KEY = ANVIL_KEYS[1]!;
 export const COLLECTION_KEY = ANVIL_KEYS[2]!;
@@ -35,10 +37,26 @@ export interface TransferStackOptions {
   sender?: boolean;
   /** USDT base units minted to the hot wallet (default 1,000,000 USDT) */
   mintHot?: bigint;
+  /**
+   * "7702": the BatchExecutor deployed and recorded, token payouts go out in
+   * EIP-7702 batches; "off": one transaction per transfer. Default: the
+   * TEST_BATCHING environment variable, else "off" (run the suites with
+   * TEST_BATCHING=7702 to exercise every test through the batch path).
+   */
+  batching?: "7702" | "off";
+  /** with batching "7702": also deploy and record the collection wallet's DepositSweeper (sweeps without gas top-ups) */
+  sweeper?: boolean;
 }
+
+/** The batching mode the test run asked for (TEST_BATCHING), "off" unless it says "7702". */
+export const TEST_BATCHING: "7702" | "off" = process.env.TEST_BATCHING === "7702" ? "7702" : "off";
 
 export interface TransferStack {
   env: TestEnv;
+  /** the BatchExecutor hot wallets pay through (batching "7702"), else null */
+  executor: string | null;
+  /** the collection wallet's DepositSweeper (batching "7702" with `sweeper`), else null */
+  sweeper: string | null;
   biz: BusinessClient;
   provider: JsonRpcProvider;
   usdt: Contract;
@@ -59,10 +77,11 @@ export interface TransferStack {
 }
 
 export async function startTransferStack(opts: TransferStackOptions = {}): Promise<TransferStack> {
+  const batching = opts.batching ?? TEST_BATCHING;
   const env = await createTestEnv({
     anvil: true,
     config: (c: ConfigInput) => {
-      const base: ConfigInput = { ...c, eth_config: { ...c.eth_config!, collection_address: COLLECTION, stuck_after_s: 600 } };
+      const base: ConfigInput = { ...c, eth_config: { ...c.eth_config!, collection_address: COLLECTION, stuck_after_s: 600, batching } };
       return opts.config ? opts.config(base) : base;
     },
   });
@@ -83,6 +102,19 @@ export async function startTransferStack(opts: TransferStackOptions = {}): Promi
     await (await usdt.getFunction("mint")(to, units)).wait();
   };
   await mint(HOT, opts.mintHot ?? 1_000_000n * 10n ** 6n);
+  let executor: string | null = null;
+  let sweeper: string | null = null;
+  if (batching === "7702") {
+    // as `payment contracts deploy` does: deployed through the CREATE2 factory, recorded for the chain
+    const deployed = await ensureDeployed(provider, owner, plannedContract("BatchExecutor"));
+    await recordDelegationContract(env.db.pool, "ETH", deployed, addressOfKey(env.anvil!.keys[0]!), "test");
+    executor = deployed.contract.address;
+    if (opts.sweeper) {
+      const sw = await ensureDeployed(provider, owner, plannedContract("DepositSweeper", COLLECTION));
+      await recordDelegationContract(env.db.pool, "ETH", sw, addressOfKey(env.anvil!.keys[0]!), "test");
+      sweeper = sw.contract.address;
+    }
+  }
 
   const biz = await createBusinessClient(env.config, env.key);
   const bridge = createBridge({ ...env, communicationKey: env.key });
@@ -95,6 +127,8 @@ export async function startTransferStack(opts: TransferStackOptions = {}): Promi
   let file: string | null = null;
   const stack: TransferStack = {
     env,
+    executor,
+    sweeper,
     biz,
     provider,
     usdt,
@@ -180,4 +214,20 @@ export function spawnSender(stack: TransferStack, opts: { failpoints?: string; l
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * The account nonces a wallet's attempts use, sorted: one per transaction
+ * (the members of an EIP-7702 batch share theirs), plus the nonce after a
+ * batch that carries the wallet's own authorization (type 4: the
+ * authorization takes it). Gap-free from the chain's start when nothing
+ * was used twice or skipped.
+ */
+export function usedNonces(attempts: { nonce: bigint; txHash: string; rawTx: string; batchIndex: number | null }[]): bigint[] {
+  const out = new Set<bigint>();
+  for (const a of attempts) {
+    out.add(a.nonce);
+    if (a.batchIndex === 0 && Transaction.from(a.rawTx).type === 4) out.add(a.nonce + 1n);
+  }
+  return [...out].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }

@@ -1,6 +1,7 @@
 /**
  * The bridge against real RabbitMQ, MariaDB and Redis: requests in, rows and
- * jobs written, refusals answered with SPEC codes, garbage dead-lettered.
+ * jobs written, refusals answered with SPEC codes, unauthenticated and
+ * unparseable messages and duplicates dead-lettered with their reason.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -50,8 +51,7 @@ test("topup watches the address (lowercased), idempotently", async () => {
 
 test("refusals are answered with their SPEC code, signed", async () => {
   const ts = nowS();
-  const cases: { kind: "topup" | "withdraw" | "pay" | "remove"; body: Record<string, unknown>; code: string; key?: string }[] = [
-    { kind: "topup", body: { queue_id: "bad-sig", chain: "ETH", symbol: "USDT", address: ADDR, timestamp: ts }, code: "bad_signature", key: "another-key-of-16-chars" },
+  const cases: { kind: "topup" | "withdraw" | "pay" | "remove"; body: Record<string, unknown>; code: string }[] = [
     { kind: "topup", body: { queue_id: "expired", chain: "ETH", symbol: "USDT", address: ADDR, timestamp: ts - 3600 }, code: "expired" },
     { kind: "topup", body: { queue_id: "no-address", chain: "ETH", symbol: "USDT", timestamp: ts }, code: "invalid_request" },
     { kind: "topup", body: { queue_id: "short-address", chain: "ETH", symbol: "USDT", address: "0x1234", timestamp: ts }, code: "invalid_request" },
@@ -73,7 +73,7 @@ test("refusals are answered with their SPEC code, signed", async () => {
       code: "invalid_request",
     },
   ];
-  for (const c of cases) await biz.send(c.kind, c.body, c.key ? { key: c.key } : {});
+  for (const c of cases) await biz.send(c.kind, c.body);
   for (const c of cases) {
     const n = await biz.waitFor(c.kind, (n) => n.queue_id === c.body.queue_id);
     assert.equal(n.status, 0, `${c.body.queue_id}`);
@@ -82,21 +82,32 @@ test("refusals are answered with their SPEC code, signed", async () => {
   assert.ok(biz.allSigned());
 });
 
-test("unparseable messages go to the dead-letter queue and nothing else happens", async () => {
+test("unauthenticated and unparseable messages go to the dead-letter queue with their reason, unanswered", async () => {
+  await biz.send("topup", { queue_id: "bad-sig", chain: "ETH", symbol: "USDT", address: ADDR, timestamp: nowS() }, { key: "another-key-of-16-chars" });
   await biz.sendRaw("withdraw", "this is not json");
   await biz.sendRaw("withdraw", "[1,2,3]");
-  await eventually(() => biz.dead().length >= 2);
-  assert.equal(biz.dead()[0]!.properties.headers?.["x-payment-reason"], "message is not a JSON object");
+  const forged = await biz.waitForDead((d) => d.text.includes('"bad-sig"'));
+  assert.equal(forged.reason, "bad_signature");
+  assert.equal(forged.kind, "topup");
+  const junk = await biz.waitForDead((d) => d.text === "[1,2,3]");
+  assert.equal(junk.reason, "unparseable");
+  assert.match(junk.detail, /not a JSON object/);
+  await biz.waitForDead((d) => d.text === "this is not json");
+  // the audit trail names the forged message's claimed id, and no answer went out under it
+  await eventually(() => env.db.prisma.auditEvent.findFirst({ where: { event: "request.dead_lettered", queueId: "bad-sig" } }));
+  assert.deepEqual(biz.outcomes("topup", "bad-sig"), []);
+  assert.equal(await env.db.prisma.request.count({ where: { queueId: "bad-sig" } }), 0, "a forged message takes no id");
   assert.equal(await env.db.prisma.transfer.count(), 0);
 });
 
-test("withdraw is recorded once with an exact amount and a deterministic job; a duplicate changes nothing", async () => {
+test("withdraw is recorded once with an exact amount and a deterministic job; a duplicate changes nothing and is not answered", async () => {
   const body = { queue_id: "w-1", from_address: HOT, to_address: ADDR, amount: "100.500001", chain: "ETH", symbol: "USDT", timestamp: nowS() };
   await biz.send("withdraw", body);
   await biz.send("withdraw", { ...body, timestamp: nowS() + 1 }); // a resend: same meaning
   await biz.send("withdraw", { ...body, amount: "7" }); // same queue_id, different body
-  const dup = await biz.waitFor("withdraw", (n) => n.queue_id === "w-1" && n.error === "duplicate");
-  assert.equal(dup.status, 0);
+  await biz.waitForDead((d) => d.reason === "duplicate" && d.text.includes('"amount":"7"'));
+  await biz.waitForDead((d) => d.reason === "duplicate" && d.text.includes('"amount":"100.500001"'));
+  assert.deepEqual(biz.outcomes("withdraw", "w-1"), [], "a queued withdraw has no answer yet, and duplicates get none");
   const transfers = await env.db.prisma.transfer.findMany({ where: { queueId: "w-1" } });
   assert.equal(transfers.length, 1);
   assert.equal(transfers[0]!.amount.toFixed(), "100.500001");
@@ -135,20 +146,21 @@ test("per-address log files record requests and the notifications sent for them"
     }
   });
   assert.ok(lines.some((x) => x.event === "TopupReq" && x.result === "accepted"));
-  assert.ok(lines.some((x) => x.event === "TopupReq" && x.error === "bad_signature"));
+  assert.ok(lines.some((x) => x.event === "TopupReq" && x.error === "expired"));
   assert.ok(lines.every((x) => !JSON.stringify(x).includes(env.key)));
 });
 
-test("queue_ids differing only in case are different requests; padded ids are refused", async () => {
+test("queue_ids differing only in case are different requests; padded ids are dead-lettered", async () => {
   const base = { from_address: HOT, to_address: ADDR, amount: "1", chain: "ETH", symbol: "USDT" };
   for (const queueId of ["Case-1", "case-1", "CASE-1"]) await biz.send("withdraw", { ...base, queue_id: queueId, timestamp: nowS() });
   await biz.send("withdraw", { ...base, queue_id: "case-1 ", timestamp: nowS() });
-  const padded = await biz.waitFor("withdraw", (n) => n.queue_id === "case-1 ");
-  assert.equal(padded.error, "invalid_request");
+  const padded = await biz.waitForDead((d) => d.text.includes('"case-1 "'));
+  assert.equal(padded.reason, "invalid_request");
+  assert.match(padded.detail, /queue_id/);
   const rows = await eventually(async () => {
     const r = await env.db.prisma.transfer.findMany({ where: { kind: "withdraw", amount: "1" } });
     return r.length >= 3 ? r : null;
   });
   assert.deepEqual(rows.map((r) => r.queueId).sort(), ["CASE-1", "Case-1", "case-1"]);
-  assert.equal(biz.received("withdraw").filter((n) => n.error === "duplicate" && String(n.queue_id).toLowerCase().startsWith("case-1")).length, 0);
+  assert.equal(biz.dead().filter((m) => m.properties.headers?.["x-payment-reason"] === "duplicate" && m.content.toString().toLowerCase().includes("case-1")).length, 0);
 });

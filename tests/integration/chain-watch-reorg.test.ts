@@ -1,19 +1,23 @@
 /**
- * Reorgs (anvil_reorg) below confirm_height: a deposit whose transaction
- * leaves the chain ends status 0 `reorged` and is never final; a deposit
- * whose transaction is mined again (at another log index) is followed and
- * finalised exactly once.
+ * Reorgs (anvil_reorg) below confirm_height. A deposit whose transaction
+ * leaves the chain is never ended by a timer: mined again later, it is
+ * credited; it ends status 0 `reorged` only once its sender's nonce is used
+ * by another transaction confirm_height deep, and is never final then. A
+ * deposit whose transaction is mined again at another log index is followed
+ * and finalised exactly once.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Contract, Wallet } from "ethers";
+import { Contract, Transaction, Wallet } from "ethers";
 import { eventually } from "../helpers/rabbit.ts";
 import { depositSuite, forTx, newAddress } from "../helpers/deposit-stack.ts";
 import { artifact } from "../../shared/devchain/anvil.ts";
+import { receiptOf } from "../helpers/receipts.ts";
 
 const CONFIRM = 3;
 const s = depositSuite((c) => ({ ...c, eth_config: { ...c.eth_config!, confirm_height: CONFIRM } }));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const unminedNoted = async (txHash: string) =>
+  (await s.env.db.prisma.auditEvent.count({ where: { event: "deposit.unmined", data: { contains: txHash.toLowerCase() } } })) > 0;
 
 /** A funded USDT holder whose transfers we sign ourselves (raw bytes to replay in anvil_reorg). */
 async function rawTransfer(keyIndex: number, to: string, units: bigint): Promise<{ raw: string; hash: string }> {
@@ -35,34 +39,64 @@ async function rawTransfer(keyIndex: number, to: string, units: bigint): Promise
 }
 
 async function fund(keyIndex: number) {
-  await (await s.chain.usdt.getFunction("mint")(new Wallet(s.env.anvil!.keys[keyIndex]!).address, 10n ** 12n)).wait();
+  await receiptOf(s.chain.provider, (await s.chain.usdt.getFunction("mint")(new Wallet(s.env.anvil!.keys[keyIndex]!).address, 10n ** 12n)).hash);
 }
 
-test("a reorg that drops a pending deposit's transaction ends it reorged, never final", async () => {
-  const addr = newAddress(0xc1);
-  await s.stack.topup("USDT", addr, "topup-reorg-1");
-  // sent from its own account: the reorg drops it, and a shared sender's local nonce would go stale
-  await fund(6);
-  const sent = await rawTransfer(6, addr, 42_000_000n);
+/**
+ * A deposit to `addr` from anvil account `keyIndex` (its own account: the reorg drops the transaction,
+ * and a shared sender's local nonce would go stale), reported seen, then its block replaced by an
+ * empty one (depth 1 < confirm_height).
+ */
+async function seenThenDropped(keyIndex: number, addr: string, units: bigint, queueId: string) {
+  await s.stack.topup("USDT", addr, queueId);
+  await fund(keyIndex);
+  const sent = await rawTransfer(keyIndex, addr, units);
   const receipt = await eventually(async () => (await s.chain.provider.getTransactionReceipt(sent.hash))!);
   const seen = await s.stack.biz.waitFor("topup", forTx(receipt.hash, 2));
-  assert.equal(seen.amount_exact, "42");
-
-  // replace the deposit's block (depth 1 < confirm_height) with an empty one
   await s.chain.provider.send("anvil_reorg", [1, []]);
   assert.equal(await s.chain.provider.send("eth_getTransactionReceipt", [receipt.hash]), null);
+  return { sent, receipt, seen };
+}
 
-  const failed = await s.stack.biz.waitFor("topup", forTx(receipt.hash, 0));
+test("a deposit whose transaction left the chain is not ended by a timer: mined again later, it is credited once", async () => {
+  const addr = newAddress(0xc4);
+  const { sent, receipt } = await seenThenDropped(7, addr, 33_000_000n, "topup-reorg-late");
+  // the confirmation has looked at it since its block left (a timer would have ended it by now: status 0)
+  await eventually(async () => (await unminedNoted(receipt.hash)) || s.stack.biz.received("topup").some(forTx(receipt.hash, 0)), 30_000);
+  await s.chain.mine(CONFIRM + 2); // well past the block it was due at
+
+  // the same transaction is mined again, much later
+  await s.chain.provider.send("eth_sendRawTransaction", [sent.raw]);
+  await eventually(() => s.chain.provider.send("eth_getTransactionReceipt", [sent.hash]));
+  await s.chain.mine(CONFIRM);
+  const final = await s.stack.biz.waitFor("topup", forTx(receipt.hash, 1), 30_000);
+  assert.equal(final.amount_exact, "33");
+  assert.deepEqual(s.stack.biz.received("topup").filter((n) => n.tx_hash === receipt.hash).map((n) => n.status), [2, 1], "never reported failed");
+  const balance = await s.env.db.prisma.balance.findFirstOrThrow({ where: { address: addr, symbol: "USDT" } });
+  assert.equal(balance.amount.toFixed(), "33");
+});
+
+test("a dropped deposit ends reorged only on evidence: its sender's nonce used by another transaction confirm_height deep", async () => {
+  const addr = newAddress(0xc1);
+  const { sent, receipt, seen } = await seenThenDropped(6, addr, 42_000_000n, "topup-reorg-1");
+  assert.equal(seen.amount_exact, "42");
+  await eventually(() => unminedNoted(receipt.hash), 30_000);
+
+  // the sender spends the same nonce on something else: once that is deep, the deposit can never be mined
+  const wallet = new Wallet(s.env.anvil!.keys[6]!, s.chain.provider);
+  const nonce = Number(Transaction.from(sent.raw).nonce);
+  await receiptOf(s.chain.provider, (await wallet.sendTransaction({ to: wallet.address, value: 0n, nonce })).hash);
+  await s.chain.mine(CONFIRM);
+  const failed = await s.stack.biz.waitFor("topup", forTx(receipt.hash, 0), 30_000);
   assert.equal(failed.error, "reorged");
   assert.equal(failed.amount_exact, "42");
   assert.equal(failed.queue_id, "topup-reorg-1");
-
-  await s.chain.mine(CONFIRM + 2);
-  await sleep(1_000);
-  assert.equal(s.stack.biz.received("topup").filter(forTx(receipt.hash, 1)).length, 0);
   const d = await s.env.db.prisma.deposit.findFirstOrThrow({ where: { txHash: receipt.hash.toLowerCase() } });
-  assert.equal(d.state, "reorged");
+  const why = await s.env.db.prisma.auditEvent.findFirstOrThrow({ where: { event: "deposit.reorged", subjectId: d.id } });
+  assert.match(JSON.parse(why.data!).why, new RegExp(`nonce ${nonce} was used by another transaction ${CONFIRM} blocks deep`));
+  assert.equal(d.state, "reorged", "final: it can never be confirmed or credited");
   assert.equal(d.error, "reorged");
+  assert.equal(await s.env.db.prisma.notification.count({ where: { dedupeKey: `deposit-${d.id}-1` } }), 0);
   assert.equal(await s.env.db.prisma.balance.count({ where: { address: addr } }), 0);
   assert.ok(s.stack.biz.allSigned());
 });
@@ -98,8 +132,11 @@ test("a deposit re-mined in the replacing block at another log index is followed
   assert.equal(final.log_index, 1);
   assert.equal(final.block_height, Number(again.blockNumber));
 
+  // chain-watch has scanned two more blocks and the deposit's job is done: a second report would be here by now
   await s.chain.mine(2);
-  await sleep(1_000);
+  const head = await s.chain.head();
+  await eventually(async () => Number((await s.env.db.prisma.chainCursor.findFirstOrThrow()).blockNumber) >= head);
+  await eventually(async () => (await (await s.env.queues.confirm.getJob(`deposit-${row.id}`))?.getState()) === "completed");
   const notes = s.stack.biz.received("topup").filter((n) => n.tx_hash === deposit.hash);
   assert.deepEqual(notes.map((n) => n.status).sort(), [1, 2]);
   assert.equal(await s.env.db.prisma.deposit.count({ where: { txHash: deposit.hash } }), 1);

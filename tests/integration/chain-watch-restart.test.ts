@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { TransactionReceipt } from "ethers";
 import { eventually } from "../helpers/rabbit.ts";
 import { depositSuite, forTx, newAddress } from "../helpers/deposit-stack.ts";
+import { quiescent } from "../helpers/quiet.ts";
 import { createChainWatch } from "../../workers/chain-watch/main.ts";
 import { createChainScanner } from "../../workers/chain-watch/scanner.ts";
 import { createBlockSource } from "../../workers/chain-watch/block-source.ts";
@@ -131,7 +132,12 @@ test("the lookback re-fetches recent logs and adds what is missing, once", async
   // rescan_interval_ms is 2 s in tests, lookback_blocks 12
   const seen = await s.stack.biz.waitFor("topup", forTx(early.hash, 2), 15_000);
   assert.equal(seen.amount_exact, "6");
-  await new Promise((r) => setTimeout(r, 2_500)); // another lookback pass
+  // another lookback pass over the same blocks: one that finds a transfer watched only after the first pass
+  const addr2 = newAddress(0xb9);
+  const early2 = await s.chain.sendUsdt(addr2, 2_000_000n);
+  await s.stack.topup("USDT", addr2);
+  await s.stack.biz.waitFor("topup", forTx(early2.hash, 2), 15_000);
+  await quiescent(s.env, s.stack.biz, { jobs: [] });
   assert.equal(await s.env.db.prisma.deposit.count({ where: { txHash: early.hash.toLowerCase() } }), 1);
   assert.equal(s.stack.biz.received("topup").filter(forTx(early.hash, 2)).length, 1);
 });

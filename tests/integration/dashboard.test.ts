@@ -16,7 +16,7 @@ import { enqueue } from "../../shared/jobs/registry.ts";
 import { createDashboard } from "../../workers/dashboard/main.ts";
 import { parseBasicAuth, safeEqual } from "../../workers/dashboard/basic-auth.ts";
 import { redactJobData } from "../../workers/dashboard/bull-board.ts";
-import { createMetricsServer } from "../../workers/dashboard/metrics-server.ts";
+import { createMetricsServer } from "../../shared/runtime/metrics-server.ts";
 import { eventually } from "../helpers/rabbit.ts";
 import { GATEWAY_METRICS } from "../helpers/metric-names.ts";
 

@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { Contract, NonceManager, Wallet } from "ethers";
 import { eventually, nowS } from "../helpers/rabbit.ts";
 import { depositSuite, forTx, newAddress } from "../helpers/deposit-stack.ts";
+import { quiescent } from "../helpers/quiet.ts";
 import { artifact, deploy } from "../../shared/devchain/anvil.ts";
 import { enqueue } from "../../shared/jobs/registry.ts";
 
 const CONFIRM = 3;
 const s = depositSuite((c) => ({ ...c, eth_config: { ...c.eth_config!, confirm_height: CONFIRM, trace_internal: true } }));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("a USDT deposit of 100.500001 is reported seen, then final only after confirm_height blocks, once, signed, credited exactly", async () => {
   const addr = newAddress(0xa1);
@@ -29,13 +29,12 @@ test("a USDT deposit of 100.500001 is reported seen, then final only after confi
   assert.equal(seen.block_height, receipt.blockNumber);
   assert.equal(seen.log_index, receipt.logs[0]!.index);
 
-  // confirm_height - 1 blocks: the job keeps checking (confirmations move) but must not finalise
+  // confirm_height - 1 blocks: the job checks at that head (it records the depth it saw) and must not finalise
   await s.chain.mine(CONFIRM - 1);
   const deposit = await eventually(async () => {
     const d = await s.env.db.prisma.deposit.findFirst({ where: { txHash: receipt.hash.toLowerCase() } });
     return d && d.confirmations === CONFIRM - 1 ? d : null;
   });
-  await sleep(1_000);
   assert.equal((await s.env.db.prisma.deposit.findUniqueOrThrow({ where: { id: deposit.id } })).state, "seen");
   assert.equal(await s.env.db.prisma.notification.count({ where: { dedupeKey: `deposit-${deposit.id}-1` } }), 0);
   assert.equal(s.stack.biz.received("topup").filter(forTx(receipt.hash, 1)).length, 0);
@@ -55,7 +54,7 @@ test("a USDT deposit of 100.500001 is reported seen, then final only after confi
   await old?.remove();
   const again = await enqueue(s.env.queues, "confirm-deposit", { depositId: deposit.id.toString() });
   await eventually(async () => (await again.getState()) === "completed");
-  await sleep(300);
+  await quiescent(s.env, s.stack.biz, { jobs: [again.id!] });
   assert.equal(s.stack.biz.received("topup").filter(forTx(receipt.hash, 1)).length, 1);
   assert.equal(s.stack.biz.received("topup").filter(forTx(receipt.hash, 2)).length, 1);
   assert.equal(await s.env.db.prisma.notification.count({ where: { address: addr } }), 2);

@@ -12,7 +12,8 @@ import { promisify } from "node:util";
 import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { createBusinessClient, eventually, nowS, type BusinessClient } from "../helpers/rabbit.ts";
 import { createBridge } from "../../bridge/main.ts";
-import { buildHistory, formatHistory, parseSubject } from "../../cli/commands/history.ts";
+import { buildHistory, formatHistory } from "../../cli/commands/history.ts";
+import { parseSubject, UsageError } from "../../cli/context.ts";
 import { redeliverNotifications, subjectKey } from "../../cli/commands/notify.ts";
 
 const run = promisify(execFile);
@@ -34,13 +35,13 @@ before(async () => {
   configFile = path.join(tmp, "config.json");
   writeFileSync(configFile, JSON.stringify(env.config));
 
-  // A withdraw, a resend with a different body (refused `duplicate`), then a
-  // remove that cancels it: four notifications across three subjects.
+  // A withdraw, a resend with a different body (dead-lettered `duplicate`,
+  // never answered), then a remove that cancels it: two notifications.
   const body = { queue_id: "h-1", from_address: HOT, to_address: USER, amount: "12.5", chain: "ETH", symbol: "USDT", timestamp: nowS() };
   await biz.send("withdraw", body);
   await eventually(() => env.db.prisma.transfer.findFirst({ where: { queueId: "h-1" } }));
   await biz.send("withdraw", { ...body, amount: "13" });
-  await biz.waitFor("withdraw", (n) => n.queue_id === "h-1" && n.error === "duplicate");
+  await biz.waitForDead((d) => d.reason === "duplicate" && d.text.includes('"h-1"'));
   await biz.send("remove", { queue_id: "h-1", msg_type: "withdraw", timestamp: nowS() });
   await biz.waitFor("withdraw", (n) => n.queue_id === "h-1" && n.error === "cancelled");
   await biz.waitFor("remove", (n) => n.queue_id === "h-1");
@@ -57,7 +58,10 @@ after(async () => {
 test("subjects: a 0x address (any case) or a queue_id", () => {
   assert.deepEqual(parseSubject(USER), { type: "address", address: USER.toLowerCase() });
   assert.deepEqual(parseSubject("withdraw_123"), { type: "queue_id", queueId: "withdraw_123" });
-  assert.deepEqual(parseSubject("0x1234"), { type: "queue_id", queueId: "0x1234" });
+  // hex that is not an address may still be a queue_id; the command refuses it when nothing has it
+  assert.deepEqual(parseSubject("0x1234"), { type: "queue_id", queueId: "0x1234", hexNotAddress: true });
+  assert.throws(() => parseSubject(" padded"), UsageError);
+  assert.throws(() => parseSubject("x".repeat(129)), UsageError);
   assert.equal(subjectKey("transfer-12-2"), "transfer-12");
   assert.equal(subjectKey("deposit-7-1"), "deposit-7");
   assert.equal(subjectKey("reject-5-1"), "reject-5-1");
@@ -72,23 +76,24 @@ test("history of a queue_id is one time-ordered timeline of rows and audit event
     "request.accepted",
     "transfer.created",
     "transfer.queued",
-    "request.rejected",
+    "request.duplicate",
     "transfer.cancelled",
     "notification.queued",
     "notification.published",
-    "notification.sent",
   ]) {
     assert.ok(events.includes(e), `${e} in ${events.join(", ")}`);
   }
   for (let i = 1; i < h.entries.length; i++) assert.ok(h.entries[i - 1]!.at <= h.entries[i]!.at, "time-ordered");
-  // the refused resend keeps no queue_id on its request row; the audit trail links it
+  // the dead-lettered resend has no request row; its audit event says why
   const requests = h.entries.filter((e) => e.event === "request.received");
-  assert.deepEqual(requests.map((r) => r.details.state).sort(), ["accepted", "done", "rejected"]);
+  assert.deepEqual(requests.map((r) => r.details.state).sort(), ["accepted", "done"]);
+  const dup = h.entries.find((e) => e.event === "request.duplicate")!;
+  assert.deepEqual(dup.details.data, { kind: "withdraw", same_bytes: false, first: "accepted" });
   assert.ok(events.indexOf("request.accepted") < events.indexOf("transfer.cancelled"));
   const created = h.entries.find((e) => e.event === "transfer.created")!;
   assert.equal(created.details.amount, "12.5", "exact amount");
   assert.equal(created.details.state_now, "cancelled");
-  assert.equal(h.entries.filter((e) => e.event === "notification.queued").length, 3);
+  assert.equal(h.entries.filter((e) => e.event === "notification.queued").length, 2);
 
   const text = formatHistory(h);
   assert.match(text, /^history of queue_id h-1: \d+ event\(s\)/);
@@ -113,11 +118,11 @@ test("history of an address finds its transfers, notifications and audit events"
 test("notify redeliver re-sends the latest notification of each subject, same id, audited", async () => {
   const before = biz.received("withdraw").filter((n) => n.queue_id === "h-1").length;
   const dry = await redeliverNotifications(env.db.pool, parseSubject("h-1"), { actor: "operator:test", dryRun: true });
-  assert.equal(dry.length, 3, JSON.stringify(dry, (_k, v) => (typeof v === "bigint" ? String(v) : v)));
+  assert.equal(dry.length, 2, JSON.stringify(dry, (_k, v) => (typeof v === "bigint" ? String(v) : v)));
   assert.equal(await env.db.prisma.notification.count({ where: { queueId: "h-1", state: "pending" } }), 0, "a dry run changes nothing");
 
   const done = await redeliverNotifications(env.db.pool, parseSubject("h-1"), { actor: "operator:test" });
-  assert.deepEqual(done.map((d) => d.was), ["sent", "sent", "sent"]);
+  assert.deepEqual(done.map((d) => d.was), ["sent", "sent"]);
   const cancelled = done.find((d) => d.notificationId.startsWith("transfer-"))!;
   assert.match(cancelled.notificationId, /^transfer-\d+-0$/);
 
@@ -127,11 +132,11 @@ test("notify redeliver re-sends the latest notification of each subject, same id
   assert.deepEqual(copies[1], copies[0], "the same body and signature");
   assert.equal(again.error, "cancelled");
   await biz.waitFor("remove", () => biz.received("remove").filter((n) => n.queue_id === "h-1").length === 2);
-  await eventually(() => biz.received("withdraw").filter((n) => n.queue_id === "h-1").length === before + 2);
+  await eventually(() => biz.received("withdraw").filter((n) => n.queue_id === "h-1").length === before + 1);
   assert.ok(biz.allSigned());
 
   const audits = await env.db.prisma.auditEvent.findMany({ where: { event: "notification.redeliver" } });
-  assert.equal(audits.length, 3);
+  assert.equal(audits.length, 2);
   assert.ok(audits.every((a) => a.actor === "operator:test" && a.queueId === "h-1"));
 });
 

@@ -13,6 +13,7 @@ before(async () => {
   env = await createTestEnv();
 });
 after(async () => env.cleanup());
+const deps = () => ({ pool: env.db.pool, queues: env.queues, logger: env.logger, config: env.config, metrics: env.metrics });
 
 const transfer = (queueId: string, state: "queued" | "signed" | "sent" | "mined" | "confirmed" | "failed" | "awaiting_approval") =>
   env.db.prisma.transfer.create({
@@ -33,20 +34,21 @@ test("rebuilds missing jobs for non-final rows only, and is idempotent", async (
     data: { chain: "ETH", symbol: "USDT", txHash: "0x" + "c".repeat(64), logIndex: 0, blockNumber: 5n, blockHash: "0x" + "b".repeat(64), fromAddress: "0x" + "3".repeat(40), toAddress: "0x" + "4".repeat(40), amount: "2", state: "confirmed" },
   });
 
-  const first = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
+  const first = await reconcileJobs(deps());
   assert.deepEqual(first.added, { "send-transfer": 2, "confirm-transfer": 1, "confirm-deposit": 1 });
+  assert.equal(first.expired, 0);
   assert.ok(await env.queues.transfer.getJob(`send-${queued.id}`));
   assert.ok(await env.queues.transfer.getJob(`send-${signed.id}`));
   assert.ok(await env.queues.confirm.getJob(`transfer-${sent.id}`));
   assert.ok(await env.queues.confirm.getJob(`deposit-${deposit.id}`));
 
-  const second = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
+  const second = await reconcileJobs(deps());
   assert.deepEqual(second.added, { "send-transfer": 0, "confirm-transfer": 0, "confirm-deposit": 0 });
 
   // Redis loses everything: the jobs come back.
   await env.queues.transfer.obliterate({ force: true });
   await env.queues.confirm.obliterate({ force: true });
-  const third = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
+  const third = await reconcileJobs(deps());
   assert.deepEqual(third.added, { "send-transfer": 2, "confirm-transfer": 1, "confirm-deposit": 1 });
 });
 
@@ -65,7 +67,7 @@ test("a completed job whose row still needs work is replaced", async () => {
   await w.close();
   connection.disconnect(); // BullMQ never closes a connection it was handed
   assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "completed");
-  const r = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
+  const r = await reconcileJobs(deps());
   assert.ok(r.added["send-transfer"]! >= 1);
   assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "waiting");
 });
@@ -79,7 +81,7 @@ test("a job left without its queue (its hash in no list: state unknown) is repla
   await probe.del(`${env.redis.prefix}:transfer:wait`);
   await probe.quit();
   assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "unknown");
-  const r = await reconcileJobs({ pool: env.db.pool, queues: env.queues, logger: env.logger });
+  const r = await reconcileJobs(deps());
   assert.ok(r.added["send-transfer"]! >= 1);
   assert.equal(await (await env.queues.transfer.getJob(job.id!))!.getState(), "waiting");
 });

@@ -1,5 +1,5 @@
 /**
- * Drift between prisma/schema.prisma and prisma/migrations (NOTES.md): the
+ * Drift between prisma/schema.prisma and prisma/migrations (CONTRIBUTING.md, schema changes): the
  * migrations are hand-written in Prisma's style because the native schema
  * engine cannot run here, so nothing else would notice a column the schema
  * has and the SQL lacks (or a different type, nullability, default, index or
@@ -22,6 +22,8 @@ import path from "node:path";
 import * as mariadb from "mariadb";
 import { migrate } from "../../shared/adapters/db/migrate.ts";
 import { createDb, poolConfigFromUrl, type Db } from "../../shared/adapters/db/client.ts";
+import { LIMITS } from "../../shared/domain/limits.ts";
+import { ERROR_CODES } from "../../shared/domain/errors.ts";
 
 const MYSQL_ROOT = process.env.TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306";
 const SCHEMA_FILE = path.resolve(import.meta.dirname, "../../prisma/schema.prisma");
@@ -364,6 +366,35 @@ describe("schema.prisma and prisma/migrations agree", () => {
     assert.ok(want.tables.size >= 12, "the schema has its models");
     const problems = diff(want, have);
     assert.deepEqual(problems, [], `schema.prisma and the migrated database differ:\n  ${problems.join("\n  ")}\n(add a migration under prisma/migrations, never edit an applied one)`);
+  });
+
+  it("every column that stores input is at least as wide as its limit (shared/domain/limits.ts)", async () => {
+    // by column name, across every table: an id, an address, a chain or symbol, an error code, a raw body
+    const need = (column: string): number | null => {
+      if (column === "queue_id" || column === "order_id") return LIMITS.idChars;
+      if (column === "address" || column.endsWith("_address") || column === "requested_from") return LIMITS.addressChars;
+      if (column === "chain" || column === "symbol") return LIMITS.nameChars;
+      if (column === "error") return Math.max(...ERROR_CODES.map((c) => c.length));
+      if (column === "error_detail") return LIMITS.detailChars;
+      return null;
+    };
+    const cols = (await conn.query(
+      "SELECT TABLE_NAME t, COLUMN_NAME c, CHARACTER_MAXIMUM_LENGTH chars, CHARACTER_OCTET_LENGTH octets FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND CHARACTER_MAXIMUM_LENGTH IS NOT NULL",
+      [database],
+    )) as { t: string; c: string; chars: bigint | number; octets: bigint | number }[];
+    const narrow: string[] = [];
+    let checked = 0;
+    for (const col of cols) {
+      const min = need(col.c);
+      if (min !== null) {
+        checked++;
+        if (Number(col.chars) < min) narrow.push(`${col.t}.${col.c}: ${col.chars} characters < ${min}`);
+      }
+    }
+    const raw = cols.find((c) => c.t === "request" && c.c === "raw_body")!;
+    if (Number(raw.octets) < LIMITS.rawBodyBytes) narrow.push(`request.raw_body: ${raw.octets} bytes < ${LIMITS.rawBodyBytes}`);
+    assert.ok(checked >= 20, `only ${checked} input columns found`);
+    assert.deepEqual(narrow, []);
   });
 
   it("every model can be written and read back exactly through the generated client", async () => {

@@ -12,9 +12,9 @@ import { SigningKey, Transaction, Wallet, isError, makeError } from "ethers";
 import { startAnvil, type Anvil } from "../../shared/devchain/anvil.ts";
 import { createChainClient, type ChainClient } from "../../shared/adapters/chain.ts";
 import { createLogger } from "../../shared/logger.ts";
-import { createChainReads } from "../../workers/transfer-sender/chain-reads.ts";
-import { broadcastMany } from "../../workers/transfer-sender/broadcast.ts";
-import type { SenderChain } from "../../workers/transfer-sender/context.ts";
+import { createChainReads } from "../../shared/transfers/chain-reads.ts";
+import { broadcastMany } from "../../shared/transfers/broadcast.ts";
+import type { SenderChain } from "../../shared/transfers/context.ts";
 
 const log = createLogger({ level: "silent" });
 let anvil: Anvil;

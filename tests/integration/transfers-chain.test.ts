@@ -3,7 +3,8 @@
  * blocks the recipient between signing and mining) ends status 0
  * `reverted`; one stuck in the mempool (mining paused, the node even drops
  * it) is re-broadcast and replaced with a higher fee on the same nonce,
- * and whichever attempt is mined is reported, once.
+ * and whichever attempt is mined is reported, once; one read through a
+ * lagging node (null receipts) is not taken for dropped.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +12,9 @@ import { Contract, Wallet } from "ethers";
 import { nowS, eventually } from "../helpers/rabbit.ts";
 import { artifact } from "../../shared/devchain/anvil.ts";
 import { startTransferStack, randomAddress, HOT, HOT_KEY, type TransferStack } from "../helpers/transfer-stack.ts";
+import { startRpcProxy } from "../helpers/rpc-proxy.ts";
+import { quiescent } from "../helpers/quiet.ts";
+import { createConfirmationWorker } from "../../workers/confirmation/main.ts";
 
 let s: TransferStack;
 
@@ -87,7 +91,7 @@ test("a stuck transaction, even dropped by the node, is replaced with a higher f
   assert.equal(final.tx_hash, mined[0]!.txHash, "the mined attempt is the one reported");
   assert.equal(await s.provider.getTransactionReceipt(first), null, "the first attempt never made it");
   assert.equal(await s.usdtOf(to), 4_500_000n);
-  await new Promise((r) => setTimeout(r, 1000));
+  await quiescent(s.env, s.biz);
   assert.equal(s.biz.received("withdraw").filter((n) => n.queue_id === "w-stuck").length, 2, "one pending + one final notification");
 });
 
@@ -136,4 +140,39 @@ test("a transfer whose nonce another transaction used ends dropped, once that tr
   assert.equal(await s.usdtOf(to), 0n);
   const book = await s.env.db.prisma.auditEvent.count({ where: { event: "transfer.dropped", queueId: "w-dropped" } });
   assert.equal(book, 1);
+});
+
+test("a mined transfer read through a lagging node (null receipts) is not ended dropped: its receipt is re-read anchored at depth, twice, and it is confirmed", async () => {
+  // confirmation is down while the transfer is mined and buried deep
+  await s.confirm.stop();
+  const to = randomAddress();
+  await withdraw("w-lagging", to, "2.75");
+  const pending = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-lagging" && n.status === 2, 30_000);
+  const hash = String(pending.tx_hash);
+  await eventually(() => s.provider.send("eth_getTransactionReceipt", [hash]), 30_000);
+  await s.mine(s.env.config.chains.ETH!.confirm_height + 2);
+
+  // back up behind a load balancer whose backend lags: its first three answers for this receipt are null
+  let nulls = 3;
+  const proxy = await startRpcProxy(s.env.anvil!.rpcUrl, (c) => {
+    if (c.method === "eth_getTransactionReceipt" && String(c.params[0]).toLowerCase() === hash && nulls > 0) {
+      nulls--;
+      return { result: null };
+    }
+    return undefined;
+  });
+  const lagging = createConfirmationWorker({ ...s.env, config: { ...s.env.config, chains: { ETH: { ...s.env.config.chains.ETH!, rpc_url: proxy.url } } } });
+  await lagging.start();
+  s.startMining(100);
+  try {
+    const final = await s.biz.waitFor("withdraw", (n) => n.queue_id === "w-lagging" && n.status !== 2, 60_000);
+    assert.equal(final.status, 1, JSON.stringify(final));
+    assert.equal(final.tx_hash, hash);
+    assert.equal(nulls, 0, "the lagging answers were all read");
+    assert.equal(await s.usdtOf(to), 2_750_000n);
+  } finally {
+    await s.stopMining();
+    await lagging.stop();
+    await proxy.close();
+  }
 });

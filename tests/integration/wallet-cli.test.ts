@@ -7,7 +7,6 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -15,8 +14,8 @@ import { randomBytes } from "node:crypto";
 import { Wallet } from "ethers";
 import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { decryptPrivateKey, masterKeyId, encryptPrivateKey, addressOfKey, KeystoreError } from "../../shared/adapters/keystore.ts";
+import { runPayment, type PaymentRun } from "../helpers/payment-cli.ts";
 
-const BIN = path.resolve(import.meta.dirname, "../../bin/payment.mjs");
 let env: TestEnv;
 let configFile: string;
 const outputs: string[] = [];
@@ -38,23 +37,10 @@ after(async () => {
   await env?.cleanup();
 });
 
-function cli(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args, "--config", configFile], {
-      env: { ...process.env, PAYMENT_MASTER_KEY: env.masterKey.toString("hex"), ...opts.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      outputs.push(stdout, stderr);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(opts.stdin ?? "");
-  });
+async function cli(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<PaymentRun> {
+  const run = await runPayment([...args, "--config", configFile], { env: { ...process.env, PAYMENT_MASTER_KEY: env.masterKey.toString("hex"), ...opts.env }, stdin: opts.stdin });
+  outputs.push(run.stdout, run.stderr);
+  return run;
 }
 
 const rows = () => env.db.prisma.wallet.findMany({ orderBy: { id: "asc" } });
@@ -76,11 +62,13 @@ test("import reads the key from stdin, stores it encrypted, prints only the addr
   const again = await cli(["wallet", "import", "--kind", "hot"], { stdin: key.slice(2) });
   assert.equal(again.code, 1);
   assert.match(again.stderr, /already exists/);
+  // malformed input is bad usage (exit 2), as for every command
   const bad = await cli(["wallet", "import", "--kind", "hot"], { stdin: "not a key" });
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2);
   assert.match(bad.stderr, /64 hex characters/);
   const noKind = await cli(["wallet", "import", "--kind", "cold"], { stdin: key });
-  assert.equal(noKind.code, 1);
+  assert.equal(noKind.code, 2);
+  assert.match(noKind.stderr, /--kind must be one of deposit, hot, collection/);
   const argv = await cli(["wallet", "import", "--kind", "hot", key]);
   assert.notEqual(argv.code, 0, "a key on argv is refused");
   assert.equal((await rows()).length, 1);

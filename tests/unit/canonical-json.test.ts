@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { LosslessNumber, parse as parseLossless } from "lossless-json";
-import { canonicalize, compareCodePoints } from "../../shared/domain/canonical-json.ts";
+import { canonicalize, compareCodePoints, decimalValueKey, numberSurvivesCanonical } from "../../shared/domain/canonical-json.ts";
 
 describe("canonicalize: examples", () => {
   it("sorts keys at every depth and writes no whitespace", () => {
@@ -83,6 +83,17 @@ describe("canonicalize: key order by code point, not UTF-16 unit", () => {
       }),
       { numRuns: 2000 },
     );
+    // lone surrogates and pairs against units above U+D7FF: where UTF-16 order and code point order differ
+    const unit = fc.oneof(fc.constantFrom("\ud800", "\udbff", "\udc00", "\udfff", "\ue000", "\uffff", "\ud83d\ude00", "a", "\u00e9"), fc.string({ unit: "binary", maxLength: 1 }));
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 6 }), fc.array(unit, { maxLength: 6 }), (a, b) => {
+        assert.equal(compareCodePoints(a.join(""), b.join("")), reference(a.join(""), b.join("")));
+      }),
+      { numRuns: 5000 },
+    );
+    // a shared high surrogate, then a low one against a unit above U+DFFF: the pair is the larger code point
+    assert.equal(compareCodePoints("\udbff\udc00", "\udbff\ue000"), 1);
+    assert.equal(compareCodePoints("\udbff\ue000", "\udbff\udc00"), -1);
     assert.equal(compareCodePoints("ab", "a"), 1);
     assert.equal(compareCodePoints("a", "ab"), -1);
     assert.equal(compareCodePoints("", ""), 0);
@@ -187,5 +198,47 @@ describe("canonicalize: properties", () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe("the number rule: numberSurvivesCanonical", () => {
+  it("every double, as JSON writes it or spelt with extra zeros, survives", () => {
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (d) => {
+        const text = JSON.stringify(d);
+        assert.ok(numberSurvivesCanonical(text), text);
+        const padded = text.includes("e") ? text.replace("e", "0e") : text.includes(".") ? `${text}00` : `${text}.000`;
+        assert.ok(numberSurvivesCanonical(padded), padded);
+      }),
+    );
+  });
+
+  it("a literal survives exactly when its value is that of the text JSON writes for its double", () => {
+    // independent oracle: both values as exact fractions of bigints ("0.1" survives: JSON writes 0.1)
+    const literal = (text: string): [bigint, bigint] => {
+      const [, sign, i, f = "", e = "0"] = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?$/.exec(text)!;
+      const exp = Number(e) - f.length;
+      const n = BigInt(`${sign}${i}${f}`);
+      return exp >= 0 ? [n * 10n ** BigInt(exp), 1n] : [n, 10n ** BigInt(-exp)];
+    };
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 10n ** 40n }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: -30, max: 30 }), (digits, scale, e) => {
+        const s = digits.toString().padStart(scale + 1, "0");
+        const text = `${scale === 0 ? s : `${s.slice(0, -scale)}.${s.slice(-scale)}`}e${e}`;
+        const [a, b] = literal(text);
+        const [c, d] = literal(JSON.stringify(Number(text)));
+        assert.equal(numberSurvivesCanonical(text), a * d === c * b, text);
+      }),
+    );
+    for (const t of ["1.000000000000000001", "9007199254740993", "0.10000000000000000001", "12345678901234567.123456789012345678"]) assert.ok(!numberSurvivesCanonical(t), t);
+    for (const t of ["1.50", "15e-1", "-0", "0e10", "1e21", "1E+21", "9007199254740992", "1e999999", "-1.5", "0.1"]) assert.ok(numberSurvivesCanonical(t), t);
+  });
+
+  it("decimalValueKey is one key per value, whatever the spelling", () => {
+    assert.equal(decimalValueKey("1.50"), decimalValueKey("15e-1"));
+    assert.equal(decimalValueKey("150"), decimalValueKey("1.5E2"));
+    assert.equal(decimalValueKey("-0.0"), "0");
+    assert.notEqual(decimalValueKey("1.5"), decimalValueKey("-1.5"));
+    assert.equal(decimalValueKey("1.5x"), null);
   });
 });

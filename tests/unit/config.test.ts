@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseConfig, loadConfig, applyEnvOverrides, ConfigError, configWarnings, unknownKeys } from "../../shared/config/load-config.ts";
 import { loadSecrets, parseMasterKey } from "../../shared/config/secrets.ts";
+import { decideBatching } from "../../shared/adapters/eip7702.ts";
 
 const USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7";
 const minimal = { eth_config: { rpc_url: "http://127.0.0.1:8545" } };
@@ -101,6 +102,23 @@ describe("parseConfig: defaults", () => {
   });
 });
 
+describe("batching (EIP-7702) per chain", () => {
+  it("is unset by default (decided at start from the node), and takes \"7702\" or \"off\", also from the environment", () => {
+    assert.equal(parseConfig(minimal).chains.ETH!.batching, undefined);
+    assert.equal(parseConfig({ eth_config: { ...minimal.eth_config, batching: "off" } }).chains.ETH!.batching, "off");
+    const env = applyEnvOverrides(minimal, { PAYMENT__ETH_CONFIG__BATCHING: "7702" });
+    assert.equal(parseConfig(env).chains.ETH!.batching, "7702");
+  });
+
+  it("at start: unset means 7702 where the node supports it, off where not; 7702 on a node without it stops the start naming the key", () => {
+    assert.equal(decideBatching("ETH", undefined, true), "7702");
+    assert.equal(decideBatching("ETH", undefined, false), "off");
+    assert.equal(decideBatching("ETH", "off", true), "off");
+    assert.equal(decideBatching("ETH", "7702", true), "7702");
+    assert.match(configError(() => decideBatching("BSC", "7702", false)), /BSC\.batching: "7702" but the node does not accept EIP-7702/);
+  });
+});
+
 describe("parseConfig: errors name the key", () => {
   const cases: [string, unknown, RegExp][] = [
     ["missing eth_config", {}, /eth_config: required because net lists "ETH"/],
@@ -121,6 +139,7 @@ describe("parseConfig: errors name the key", () => {
     ["policy amount as a float-looking text", { ...minimal, policy: { per_request_cap: { USDT: "1e6" } } }, /policy\.per_request_cap\.USDT: must be a decimal amount/],
     ["deny list entry malformed", { ...minimal, policy: { deny_list: ["nope"] } }, /policy\.deny_list\.0/],
     ["log level unknown", { ...minimal, log: { level: "verbose" } }, /log\.level/],
+    ["batching neither 7702 nor off", { eth_config: { rpc_url: "http://a", batching: "on" } }, /eth_config\.batching/],
   ];
   for (const [title, raw, re] of cases) {
     it(title, () => assert.match(configError(() => parseConfig(raw)), re));

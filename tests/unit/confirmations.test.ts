@@ -1,12 +1,13 @@
 /**
  * Confirmation decisions for a seen deposit: wait, verify, follow, finalise
- * or end reorged. The safety property: nothing is final before
- * confirm_height or on a block that is not canonical.
+ * or end reorged. The safety properties: nothing is final before
+ * confirm_height or on a block that is not canonical; nothing ends reorged
+ * but on evidence (its sender's nonce taken deep), never on a timer.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { confirmDelayMs, decideConfirm, missingGraceMs, type ConfirmFacts } from "../../shared/domain/confirmations.ts";
+import { confirmDelayMs, decideConfirm, type ConfirmFacts } from "../../shared/domain/confirmations.ts";
 
 const BLOCK = "0x" + "0a".repeat(32);
 const OTHER = "0x" + "0b".repeat(32);
@@ -17,9 +18,7 @@ const base = (over: Partial<ConfirmFacts> = {}): ConfirmFacts => ({
   confirmHeight: 3,
   head: 103,
   canonicalHash: BLOCK,
-  nowMs: 1_000_000,
   blockTimeMs: 200,
-  pendingGraceMs: 60_000,
   ...over,
 });
 const mined = { blockNumber: 100, blockHash: BLOCK, status: 1 };
@@ -62,24 +61,15 @@ describe("decideConfirm", () => {
     assert.equal(decideConfirm(base({ canonicalHash: OTHER, receipt: mined, contentMatches: true })).kind, "wait");
   });
 
-  it("gone from the chain and unknown to the node: reorged after a short grace", () => {
-    const first = decideConfirm(base({ canonicalHash: OTHER, receipt: null, pending: false }));
-    assert.equal(first.kind, "wait-missing");
-    const since = (first as { missingSinceMs: number }).missingSinceMs;
-    assert.equal(decideConfirm(base({ canonicalHash: OTHER, receipt: null, pending: false, missingSinceMs: since, nowMs: since + 100 })).kind, "wait-missing");
-    assert.equal(decideConfirm(base({ canonicalHash: OTHER, receipt: null, pending: false, missingSinceMs: since, nowMs: since + missingGraceMs(200) })).kind, "reorged");
-  });
-
-  it("gone from the chain but pending again: waits up to the pending grace", () => {
-    const first = decideConfirm(base({ canonicalHash: null, receipt: null, pending: true }));
-    assert.equal(first.kind, "wait-pending");
-    const since = (first as { pendingSinceMs: number }).pendingSinceMs;
-    assert.equal(decideConfirm(base({ canonicalHash: null, receipt: null, pending: true, pendingSinceMs: since, nowMs: since + 59_999 })).kind, "wait-pending");
-    assert.equal(decideConfirm(base({ canonicalHash: null, receipt: null, pending: true, pendingSinceMs: since, nowMs: since + 60_000 })).kind, "reorged");
+  it("gone from the chain: reorged only once its sender's nonce is taken deep, never on a timer", () => {
+    assert.equal(decideConfirm(base({ canonicalHash: OTHER, receipt: null })).kind, "wait-unmined");
+    assert.equal(decideConfirm(base({ canonicalHash: OTHER, receipt: null, nonceUsedDeep: false, head: 100_000 })).kind, "wait-unmined");
+    assert.equal(decideConfirm(base({ canonicalHash: null, receipt: null, nonceUsedDeep: undefined, head: 100_000 })).kind, "wait-unmined");
+    assert.equal(decideConfirm(base({ canonicalHash: OTHER, receipt: null, nonceUsedDeep: true })).kind, "reorged");
   });
 
   it("no receipt while our block is still canonical is never called reorged", () => {
-    const d = decideConfirm(base({ receipt: null, pending: false, missingSinceMs: 0, nowMs: 10_000_000 }));
+    const d = decideConfirm(base({ receipt: null, nonceUsedDeep: true, head: 10_000 }));
     assert.equal(d.kind, "wait");
   });
 
@@ -93,7 +83,7 @@ describe("decideConfirm", () => {
           headDelta: fc.integer({ min: -5, max: 40 }),
           canonicalHash: fc.option(hash),
           receipt: fc.option(fc.record({ blockNumber: fc.integer({ min: 0, max: 1000 }), blockHash: hash, status: fc.constantFrom(0, 1) }), { nil: undefined }),
-          pending: fc.boolean(),
+          nonceUsedDeep: fc.option(fc.boolean(), { nil: undefined }),
           contentMatches: fc.option(fc.boolean(), { nil: undefined }),
         }),
         (r) => {
@@ -103,7 +93,7 @@ describe("decideConfirm", () => {
             head: r.blockNumber + r.headDelta,
             canonicalHash: r.canonicalHash,
             receipt: r.receipt,
-            pending: r.pending,
+            nonceUsedDeep: r.nonceUsedDeep,
             contentMatches: r.contentMatches,
           });
           const d = decideConfirm(facts);
@@ -115,8 +105,11 @@ describe("decideConfirm", () => {
             assert.equal(facts.contentMatches, true);
             assert.equal(d.confirmations, facts.head - facts.blockNumber);
           }
-          if (d.kind === "reorged") assert.notEqual(facts.canonicalHash, BLOCK);
-          if (d.kind === "wait" || d.kind === "wait-missing" || d.kind === "wait-pending") assert.ok(d.delayMs > 0);
+          if (d.kind === "reorged") {
+            assert.notEqual(facts.canonicalHash, BLOCK);
+            assert.equal(facts.nonceUsedDeep, true, "reorged only on evidence");
+          }
+          if (d.kind === "wait" || d.kind === "wait-unmined") assert.ok(d.delayMs > 0);
         },
       ),
     );

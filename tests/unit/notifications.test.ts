@@ -177,8 +177,15 @@ describe("rejection notifications", () => {
     );
   });
 
-  it("a message without queue_id still gets an answer with queue_id null", () => {
-    const [n] = rejectionNotifications(7n, "topup", {}, [], "bad_signature", "signature does not match", NOW);
+  it("a pay whose orders cannot be listed one by one is answered once for the request", () => {
+    const ns = rejectionNotifications(8n, "pay", { queue_id: "p2" }, null, "invalid_request", "transactions: batch of 9000 exceeds the limit of 500", NOW);
+    assert.equal(ns.length, 1);
+    assert.equal(ns[0]!.body.queue_id, "p2");
+    assert.equal("order_id" in ns[0]!.body, false);
+  });
+
+  it("a topup without queue_id still gets an answer with queue_id null", () => {
+    const [n] = rejectionNotifications(7n, "topup", {}, null, "expired", "timestamp is more than 300 s away from the server clock", NOW);
     assert.equal(n!.body.queue_id, null);
     assert.equal(n!.queueId, null);
   });

@@ -1,8 +1,10 @@
 /**
- * Property tests of validateRequest (issue 4, "Hostile or broken input"):
- * random and adversarial messages never throw, always get one of the three
- * outcomes with a SPEC code, never become `valid` unless every field holds,
- * and a signed request changed in any way is refused.
+ * Property tests of validateRequest (issue 4, "Hostile or broken input";
+ * issue 10, "One id, one outcome"): random and adversarial messages never
+ * throw, always get one of the three outcomes with a SPEC code or
+ * dead-letter reason, never become `valid` unless every field holds, never
+ * echo a value that does not fit its column, and a signed request changed in
+ * any way is never answered.
  *
  * The strongest property is an oracle: messages are built field by field from
  * good, malformed, unknown and absent values, and the expected answer is
@@ -13,7 +15,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import fc from "fast-check";
 import { LosslessNumber, stringify as stringifyLossless } from "lossless-json";
-import { validateRequest, REQUEST_KINDS, type RequestKind, type ValidationContext, type ValidationResult, type ValidRequest } from "../../shared/domain/requests.ts";
+import { validateRequest, REQUEST_KINDS, DEAD_LETTER_REASONS, type RequestKind, type ValidationContext, type ValidationResult, type ValidRequest } from "../../shared/domain/requests.ts";
 import { canonicalize, type NumberStyle } from "../../shared/domain/canonical-json.ts";
 import { formatUnits } from "../../shared/domain/amount.ts";
 import { ERROR_CODES } from "../../shared/domain/errors.ts";
@@ -43,12 +45,22 @@ function check(kind: RequestKind, body: Buffer): ValidationResult {
   const r = validateRequest(kind, body, ctx);
   switch (r.outcome) {
     case "dead":
-      assert.ok(typeof r.reason === "string" && r.reason.length > 0);
+      assert.ok((DEAD_LETTER_REASONS as readonly string[]).includes(r.reason), r.reason);
+      assert.ok(r.claimedQueueId === null || ID.test(r.claimedQueueId));
       break;
     case "rejected":
       assert.ok((ERROR_CODES as readonly string[]).includes(r.code), r.code);
       assert.ok(typeof r.detail === "string" && r.detail.length > 0);
-      for (const v of Object.values(r.echo)) assert.ok(v === null || (typeof v === "string" && v.length <= 200));
+      // an answer is only ever given under a usable id
+      assert.ok(r.queueId === null ? kind === "topup" : ID.test(r.queueId));
+      // every echoed value fits the column it lands in (ids 128, addresses 42, names 16)
+      for (const [k, v] of Object.entries(r.echo)) {
+        assert.equal(typeof v, "string");
+        const max = k.endsWith("address") ? 42 : k === "chain" || k === "symbol" ? 16 : k === "amount" ? 100 : 128;
+        assert.ok(v!.length <= max && /^[\x20-\x7e]+$/.test(v!), `${k}=${v}`);
+        if (k.endsWith("address")) assert.match(v!, ADDRESS);
+      }
+      for (const o of r.orderIds ?? []) assert.match(o, ID);
       break;
     case "valid":
       assertWellFormed(r.request);
@@ -60,8 +72,8 @@ function check(kind: RequestKind, body: Buffer): ValidationResult {
 }
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
-// the SPEC-independent oracle: 1-128 printable characters, no lone surrogates, no padding
-const ID = /^(?!\s)[^\u0000-\u001f\u007f\p{Cs}]{1,128}(?<!\s)$/u;
+// the SPEC-independent oracle: 1-128 printable ASCII characters, no padding
+const ID = /^(?! )[ -~]{1,128}(?<! )$/;
 
 /** What `valid` promises to the rest of the gateway, whatever the input was. */
 function assertWellFormed(q: ValidRequest) {
@@ -127,8 +139,18 @@ const absent = (cls: Cls) => fc.constant<F>({ v: ABSENT, cls });
 
 const junk = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.constant({}), fc.constant([]), fc.constant([1]));
 
-const idGood = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,40}$/), fc.string({ unit: "grapheme", minLength: 1, maxLength: 30 }).filter((s) => ID.test(s)));
-const idBad = fc.oneof(junk, fc.constant(""), fc.constant("x".repeat(129)), fc.constant("a\u0000b"), fc.constant("tab\there"), fc.constant("\u007f"), fc.constant(" padded"), fc.constant("padded "));
+const idGood = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{1,40}$/), fc.string({ unit: "binary-ascii", minLength: 1, maxLength: 30 }).filter((s) => ID.test(s)));
+const idBad = fc.oneof(
+  junk,
+  fc.constant(""),
+  fc.constant("x".repeat(129)),
+  fc.constant("a\u0000b"),
+  fc.constant("tab\there"),
+  fc.constant("\u007f"),
+  fc.constant(" padded"),
+  fc.constant("padded "),
+  fc.constantFrom("é", "提现-订单", "😀", "a\ud800"),
+);
 const id = (required: boolean) =>
   fc.oneof({ weight: 6, arbitrary: good(idGood) }, { weight: 1, arbitrary: bad(idBad) }, { weight: 1, arbitrary: absent(required ? "bad" : "good") });
 
@@ -148,15 +170,16 @@ const address = (required: boolean) =>
 
 const chainOf = (required: boolean) => fc.oneof(
   { weight: 8, arbitrary: good(fc.constant("ETH")) },
-  { weight: 1, arbitrary: fc.constantFrom("BTC", "eth", "TRON", "ETH ", "x".repeat(16)).map((v): F => ({ v, cls: "unknown" })) },
-  { weight: 1, arbitrary: bad(fc.oneof(junk, fc.constant(""), fc.constant("E".repeat(17)))) },
+  { weight: 1, arbitrary: fc.constantFrom("BTC", "eth", "TRON", "x".repeat(16)).map((v): F => ({ v, cls: "unknown" })) },
+  // not a name at all (the config could never know it): malformed
+  { weight: 1, arbitrary: bad(fc.oneof(junk, fc.constantFrom("", "E".repeat(17), "ETH ", "E T", "ÉTH"))) },
   { weight: 1, arbitrary: absent(required ? "bad" : "good") },
 );
 const chain = chainOf(true);
 const symbolOf = (required: boolean) => fc.oneof(
   { weight: 8, arbitrary: good(fc.constantFrom("USDT", "ETH", "WBTC")) },
-  { weight: 1, arbitrary: fc.constantFrom("DOGE", "usdt", "Eth", "USDT ").map((v): F => ({ v, cls: "unknown" })) },
-  { weight: 1, arbitrary: bad(fc.oneof(junk, fc.constant(""), fc.constant("S".repeat(17)))) },
+  { weight: 1, arbitrary: fc.constantFrom("DOGE", "usdt", "Eth").map((v): F => ({ v, cls: "unknown" })) },
+  { weight: 1, arbitrary: bad(fc.oneof(junk, fc.constantFrom("", "S".repeat(17), "USDT ", "US\u0000DT"))) },
   { weight: 1, arbitrary: absent(required ? "bad" : "good") },
 );
 const symbol = symbolOf(true);
@@ -210,10 +233,30 @@ function build(fields: Record<string, F>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(fields).filter(([, f]) => f.v !== ABSENT).map(([k, f]) => [k, f.v]));
 }
 
-type Expect = { code: string } | { valid: true };
+type Expect = { code: string } | { valid: true } | { dead: string };
+
+/**
+ * The number rule, test-side: a literal is exact when its value equals that
+ * of the text JSON writes for its double (compared by scaled(), not by the
+ * code under test); a literal no double can hold keeps its text.
+ */
+function exactAsDouble(text: string): boolean {
+  const d = Number(text);
+  if (!Number.isFinite(d)) return true;
+  return scaled(text.replace(/^-/, ""), 400) === scaled(JSON.stringify(Math.abs(d)), 400);
+}
+
+function numbersIn(v: unknown): string[] {
+  if (v instanceof LosslessNumber) return [v.value];
+  if (Array.isArray(v)) return v.flatMap(numbersIn);
+  if (v && typeof v === "object") return Object.values(v).flatMap(numbersIn);
+  return [];
+}
 
 /** The answer the SPEC rules give, in validateRequest's documented order. */
-function expectFor(fields: Record<string, F>, structure: F[], amounts: () => Expect | null, needsAsset = true): Expect {
+function expectFor(fields: Record<string, F>, structure: F[], amounts: () => Expect | null, needsAsset = true, msg?: unknown): Expect {
+  if (msg !== undefined && !numbersIn(msg).every(exactAsDouble)) return { dead: "bad_signature" };
+  if (fields.queue_id!.cls === "bad") return { dead: "invalid_request" };
   const ts = fields.timestamp!;
   if (ts.cls === "bad") return { code: "invalid_request" };
   if (ts.cls === "unknown") return { code: "expired" };
@@ -227,6 +270,7 @@ function expectFor(fields: Record<string, F>, structure: F[], amounts: () => Exp
 
 function assertOutcome(r: ValidationResult, want: Expect, msg: unknown) {
   if ("valid" in want) assert.equal(r.outcome, "valid", `${show(r)}\nfor ${show(msg)}`);
+  else if ("dead" in want) assert.equal(r.outcome === "dead" && r.reason, want.dead, `${show(r)}\nfor ${show(msg)}`);
   else {
     assert.equal(r.outcome, "rejected", `${show(r)}\nfor ${show(msg)}`);
     assert.equal(r.outcome === "rejected" && r.code, want.code, `${show(r)}\nfor ${show(msg)}`);
@@ -292,7 +336,9 @@ describe("validateRequest: oracle, field by field", () => {
       fc.property(fc.record({ chain, symbol, address: address(true), queue_id: id(false), timestamp }), style, (fields, st) => {
         const msg = build(fields);
         const r = check("topup", signed(msg, st));
-        const want = expectFor(fields, [fields.chain!, fields.symbol!, fields.address!, fields.queue_id!], () => null);
+        // a topup's queue_id is optional: null is the same as absent
+        const f = fields.queue_id!.v === null ? { ...fields, queue_id: { v: null, cls: "good" as Cls } } : fields;
+        const want = expectFor(f, [fields.chain!, fields.symbol!, fields.address!], () => null, true, msg);
         assertOutcome(r, want, msg);
         if (r.outcome === "valid") {
           assert.deepEqual(r.request, {
@@ -321,7 +367,7 @@ describe("validateRequest: oracle, field by field", () => {
           const msg = build(all);
           const r = check("withdraw", signed(msg, st));
           const structure = [fields.queue_id!, fields.chain!, fields.symbol!, fields.from_address!, fields.to_address!, a.cls === "bad" ? a : { v: 0, cls: "good" as Cls }];
-          const want = expectFor(all, structure, () => (a.cls === "badAmount" ? { code: "invalid_amount" } : null));
+          const want = expectFor(all, structure, () => (a.cls === "badAmount" ? { code: "invalid_amount" } : null), true, msg);
           assertOutcome(r, want, msg);
           if (r.outcome === "valid" && r.request.kind === "withdraw") {
             assert.equal(r.request.fromAddress, lower(fields.from_address!.v));
@@ -348,7 +394,7 @@ describe("validateRequest: oracle, field by field", () => {
           const msg = build(all);
           const r = check("pay", signed(msg, st));
           const structure = [fields.queue_id!, fields.chain!, fields.symbol!, fields.from_address!, fields.to_address!, fields.order_id!, a.cls === "bad" ? a : { v: 0, cls: "good" as Cls }];
-          const want = expectFor(all, structure, () => (a.cls === "badAmount" ? { code: "invalid_amount" } : null));
+          const want = expectFor(all, structure, () => (a.cls === "badAmount" ? { code: "invalid_amount" } : null), true, msg);
           assertOutcome(r, want, msg);
           if (r.outcome === "valid" && r.request.kind === "pay") {
             assert.equal(r.request.batch, false);
@@ -393,7 +439,7 @@ describe("validateRequest: oracle, field by field", () => {
               if (t.amount.cls === "badAmount") return { code: "invalid_amount" };
             }
             return null;
-          });
+          }, true, msg);
           assertOutcome(r, want, msg);
           if (r.outcome === "valid" && r.request.kind === "pay") {
             assert.equal(r.request.batch, true);
@@ -403,9 +449,11 @@ describe("validateRequest: oracle, field by field", () => {
             );
           }
           if (r.outcome === "rejected") {
-            // every order that named a usable order_id is answered
-            const named = [...new Set(txs.filter((t) => t.order_id.cls === "good").map((t) => t.order_id.v))].slice(0, ctx.maxBatch);
-            assert.deepEqual(r.orderIds, named);
+            // each order is answered on its own exactly when every order can be: at most
+            // max_batch, each with a usable order_id, none twice; otherwise one answer
+            const ids = txs.map((t) => t.order_id.v);
+            const each = txs.length > 0 && txs.length <= ctx.maxBatch && txs.every((t) => t.order_id.cls === "good") && new Set(ids).size === ids.length;
+            assert.deepEqual(r.orderIds, each ? ids : null);
           }
         },
       ),
@@ -431,7 +479,7 @@ describe("validateRequest: oracle, field by field", () => {
           const isTopup = fields.msg_type!.v === "topup";
           const structure = [fields.queue_id!, fields.msg_type!, fields.chain!, fields.symbol!, fields.address!];
           const want: Expect = (() => {
-            const w = expectFor(fields, structure, () => null, false);
+            const w = expectFor(fields, structure, () => null, false, msg);
             if (!("valid" in w) || !isTopup) return w;
             if (![fields.chain!, fields.symbol!, fields.address!].every(present)) return { code: "invalid_request" };
             if (fields.chain!.cls === "unknown") return { code: "unknown_chain" };
@@ -486,7 +534,7 @@ describe("validateRequest: a signed request changed in any way is refused", () =
       .map((m) => ["pay", m] as const),
   );
 
-  it("changing, removing or adding a field after signing -> bad_signature", () => {
+  it("changing, removing or adding a field after signing -> dead-lettered bad_signature, never answered", () => {
     fc.assert(
       fc.property(validMessages, fc.nat(), fc.oneof(fc.string(), fc.integer(), fc.constant(null)), fc.constantFrom("change", "remove", "add"), ([kind, msg], pick, newValue, op) => {
         const body = signed(msg);
@@ -500,13 +548,13 @@ describe("validateRequest: a signed request changed in any way is refused", () =
         } else if (op === "remove") delete wire[k];
         else wire[`x_${pick}`] = newValue;
         const r = check(kind, Buffer.from(JSON.stringify(wire)));
-        assert.equal(r.outcome === "rejected" && r.code, "bad_signature", show(r));
+        assert.equal(r.outcome === "dead" && r.reason, "bad_signature", show(r));
       }),
       { numRuns: RUNS },
     );
   });
 
-  it("a body with any byte inserted, deleted or replaced is refused, dead-lettered, or means exactly the same request", () => {
+  it("a body with any byte inserted, deleted or replaced is dead-lettered or means exactly the same request", () => {
     fc.assert(
       fc.property(validMessages, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom("insert", "delete", "replace"), ([kind, msg], pos, byte, op) => {
         const body = signed(msg);
@@ -520,9 +568,11 @@ describe("validateRequest: a signed request changed in any way is refused", () =
               ? Buffer.concat([body.subarray(0, p), body.subarray(p + 1)])
               : Buffer.concat([body.subarray(0, p), Buffer.from([byte]), body.subarray(p + 1)]);
         const r = check(kind, mutated);
-        // the same meaning can survive: whitespace, hex case of the signature,
-        // `e`/`E`, a duplicated identical key... but never a different request
-        if (r.outcome === "valid") assert.equal(r.bodyHash, original.bodyHash, `${mutated.toString("latin1")}`);
+        // the same meaning can survive (whitespace, hex case of the signature,
+        // `e`/`E`), never a different request; and nothing that was tampered
+        // with is ever answered: an answer needs the signature to hold
+        if (r.outcome === "valid") assert.deepEqual(r.request, original.request, `${mutated.toString("latin1")}`);
+        else assert.equal(r.outcome, "dead", `${mutated.toString("latin1")}`);
       }),
       { numRuns: RUNS * 2 },
     );
@@ -533,7 +583,7 @@ describe("validateRequest: a signed request changed in any way is refused", () =
       fc.property(validMessages, fc.string({ minLength: 1, maxLength: 40 }), ([kind, msg], otherKey) => {
         fc.pre(otherKey !== KEY);
         const r = check(kind, signed(msg, "js", otherKey));
-        assert.equal(r.outcome === "rejected" && r.code, "bad_signature");
+        assert.equal(r.outcome === "dead" && r.reason, "bad_signature");
       }),
       { numRuns: RUNS },
     );

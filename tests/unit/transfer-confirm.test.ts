@@ -19,10 +19,12 @@ const base: TransferConfirmFacts = {
   mined: null,
   canonicalHash: null,
   nonceUsed: false,
+  nextNonce: true,
   nonceUsedDeep: false,
   known: true,
   latestAgeMs: 1000,
   wasMinedBefore: false,
+  dropCheckedAt: null,
 };
 const mined = (blockNumber: number, blockHash = "0xb", status = 1) => ({ mined: { blockNumber, blockHash, status }, canonicalHash: blockHash, nonceUsed: true });
 
@@ -46,15 +48,23 @@ describe("decideTransferConfirm", () => {
   it("a mined transfer whose receipt vanished goes back to sent", () => {
     assert.equal(decideTransferConfirm({ ...base, state: "mined", storedBlockHash: "0xb" }).kind, "unmined");
   });
-  it("gives up only when another transaction's use of the nonce is deep", () => {
+  it("gives up only when another transaction's use of the nonce is deep, read anchored there on two runs", () => {
+    const deep = { ...base, nonceUsed: true, nonceUsedDeep: true };
     assert.deepEqual(decideTransferConfirm({ ...base, nonceUsed: true }), { kind: "pending", rebroadcast: false, bump: false, delayMs: 1000 });
-    assert.deepEqual(decideTransferConfirm({ ...base, nonceUsed: true, nonceUsedDeep: true }), { kind: "give-up", code: "dropped" });
-    assert.deepEqual(decideTransferConfirm({ ...base, nonceUsed: true, nonceUsedDeep: true, wasMinedBefore: true }), { kind: "give-up", code: "reorged" });
+    assert.deepEqual(decideTransferConfirm(deep), { kind: "verify-drop" });
+    assert.deepEqual(decideTransferConfirm({ ...deep, dropConfirmed: false }), { kind: "recheck", delayMs: 500 });
+    assert.deepEqual(decideTransferConfirm({ ...deep, dropConfirmed: true }), { kind: "drop-checked", delayMs: 1000 });
+    assert.deepEqual(decideTransferConfirm({ ...deep, dropConfirmed: true, dropCheckedAt: 99 }), { kind: "give-up", code: "dropped" });
+    assert.deepEqual(decideTransferConfirm({ ...deep, dropConfirmed: true, dropCheckedAt: 99, wasMinedBefore: true }), { kind: "give-up", code: "reorged" });
   });
   it("re-broadcasts what the node forgot and replaces what is stuck", () => {
     assert.deepEqual(decideTransferConfirm({ ...base, known: false }), { kind: "pending", rebroadcast: true, bump: false, delayMs: 1000 });
     assert.deepEqual(decideTransferConfirm({ ...base, latestAgeMs: 60_000 }), { kind: "pending", rebroadcast: false, bump: true, delayMs: 1000 });
     assert.deepEqual(decideTransferConfirm({ ...base, latestAgeMs: 59_800 }), { kind: "pending", rebroadcast: false, bump: false, delayMs: 200 });
+  });
+  it("never re-prices a transaction queued behind a lower unmined nonce of its wallet", () => {
+    assert.deepEqual(decideTransferConfirm({ ...base, nextNonce: false, latestAgeMs: 600_000 }), { kind: "pending", rebroadcast: false, bump: false, delayMs: 1000 });
+    assert.deepEqual(decideTransferConfirm({ ...base, nextNonce: false, known: false, latestAgeMs: 600_000 }), { kind: "pending", rebroadcast: true, bump: false, delayMs: 1000 });
   });
 
   it("property: never final unless mined deep enough on the canonical block; never dropped while unused or shallow", () => {
@@ -70,6 +80,8 @@ describe("decideTransferConfirm", () => {
           nonceUsedDeep: fc.boolean(),
           known: fc.boolean(),
           age: fc.integer({ min: 0, max: 200_000 }),
+          dropConfirmed: fc.option(fc.boolean(), { nil: undefined }),
+          dropCheckedAt: fc.option(fc.integer({ min: 0, max: 1000 })),
         }),
         (r) => {
           const f: TransferConfirmFacts = {
@@ -84,10 +96,15 @@ describe("decideTransferConfirm", () => {
             nonceUsedDeep: r.nonceUsedDeep,
             known: r.known,
             latestAgeMs: r.age,
+            dropConfirmed: r.dropConfirmed,
+            dropCheckedAt: r.dropCheckedAt,
           };
           const d = decideTransferConfirm(f);
           if (d.kind === "finalize") assert.ok(f.mined && f.canonicalHash === f.mined.blockHash && r.head >= f.mined.blockNumber + r.confirmHeight);
-          if (d.kind === "give-up") assert.ok(!f.mined && f.nonceUsedDeep && r.state === "sent");
+          if (d.kind === "give-up") {
+            assert.ok(!f.mined && f.nonceUsedDeep && r.state === "sent");
+            assert.ok(f.dropConfirmed === true && f.dropCheckedAt !== null, "two anchored checks");
+          }
           if (d.kind === "pending") {
             assert.ok(!f.mined);
             if (d.rebroadcast || d.bump) assert.ok(!f.nonceUsed, "never re-send for a used nonce");

@@ -23,10 +23,12 @@ import {
   internalTransfersFromTrace,
   nativeTransfersFromTxs,
   tokenTransfersFromLogs,
+  txSenders,
   type CallFrame,
   type ChainTransfer,
   type RpcLog,
   type RpcTransaction,
+  type TxSender,
 } from "../../shared/domain/chain-transfers.ts";
 
 export interface RawBlock {
@@ -35,6 +37,8 @@ export interface RawBlock {
   parentHash: string;
   /** every candidate transfer in the block (not yet matched to watched addresses) */
   transfers: ChainTransfer[];
+  /** sender and nonce of the block's transactions, by hash */
+  txs: Map<string, TxSender>;
 }
 
 export class BlockChangedError extends Error {
@@ -58,8 +62,8 @@ export interface BlockSource {
   canonicalHashes(numbers: number[]): Promise<Map<number, string | null>>;
   /** null when the node has no block at this height (yet) */
   scan(n: number): Promise<RawBlock | null>;
-  /** token transfers of a known block by hash; null when the node no longer has it */
-  tokenTransfersOf(blockHash: string): Promise<ChainTransfer[] | null>;
+  /** token transfers of a known block by hash, with its transactions' senders; null when the node no longer has it */
+  tokenTransfersOf(blockHash: string): Promise<{ transfers: ChainTransfer[]; txs: Map<string, TxSender> } | null>;
   /** receipts status of transactions expected in `blockHash`; throws BlockChangedError when one is elsewhere */
   successfulTxs(txHashes: string[], blockHash: string): Promise<Set<string>>;
 }
@@ -120,12 +124,15 @@ export function createBlockSource(provider: JsonRpcProvider, chain: ChainConfig,
         hash: block.hash.toLowerCase(),
         parentHash: block.parentHash.toLowerCase(),
         transfers: [...tokenTransfersFromLogs(logs, tokens), ...nativeTransfersFromTxs(block.transactions, chain.native_symbol), ...internal],
+        txs: txSenders(block.transactions),
       };
     },
 
     async tokenTransfersOf(blockHash) {
       try {
-        return tokenTransfersFromLogs(await logsOf(blockHash), tokens);
+        const [logs, block] = await Promise.all([logsOf(blockHash), call<RpcBlock | null>("eth_getBlockByHash", [blockHash, true])]);
+        if (block === null) return null; // the node no longer has it: the main loop notices the reorg
+        return { transfers: tokenTransfersFromLogs(logs, tokens), txs: txSenders(block.transactions) };
       } catch (e) {
         // the node no longer has the block: the main loop notices the reorg
         const block = await call<RpcBlock | null>("eth_getBlockByHash", [blockHash, false]).catch(() => undefined);

@@ -12,21 +12,26 @@
  * unique (chain, tx_hash, log_index) key backs that up.
  */
 import type { Pool } from "mariadb";
-import { inTransaction, placeholders, type Conn } from "../../shared/adapters/db/sql.ts";
+import { affected, inList, inTransaction, placeholders, type Conn } from "../../shared/adapters/db/sql.ts";
+import { PAYMENT_COLUMNS, transferJob, type PaymentFacts } from "../../shared/transfers/rows.ts";
+
+type TransferJob = ReturnType<typeof transferJob>;
 import { insertAudit, insertNotifications, type AuditEntry } from "../../shared/adapters/db/outbox.ts";
 import { applyMoveSteps, insertDeposits, lockDepositsOfTxs, seenDepositsAbove, type DecimalsOf } from "../../shared/adapters/db/deposits.ts";
 import { planDeposits, type Conflict, type FoundDeposit, type StoredDeposit } from "../../shared/domain/deposit-match.ts";
 import { depositNotification } from "../../shared/domain/notifications.ts";
 import { formatUnits } from "../../shared/domain/amount.ts";
+import type { TxSender } from "../../shared/domain/chain-transfers.ts";
 import type { BlockRef } from "../../shared/domain/reorg.ts";
 
 export class CursorMovedError extends Error {
   override name = "CursorMovedError";
 }
 
-/** A found deposit with the watch that makes it ours. */
+/** A found deposit with the watch that makes it ours, and its transaction's sender and nonce. */
 export interface MatchedDeposit extends FoundDeposit {
   queueId: string | null;
+  tx: TxSender | null;
 }
 
 export interface ScannedBlock {
@@ -70,11 +75,11 @@ export function createBlockStore(opts: BlockStoreOptions) {
   }
 
   async function moveCursor(conn: Conn, from: BlockRef, to: BlockRef): Promise<void> {
-    const res = (await conn.query(
+    const res = await conn.query(
       "UPDATE chain_cursor SET block_number = ?, block_hash = ?, updated_at = NOW(3) WHERE chain = ? AND block_number = ? AND block_hash = ?",
       [to.number, to.hash, chain, from.number, from.hash],
-    )) as { affectedRows: number };
-    if (Number(res.affectedRows) !== 1) throw new CursorMovedError(`cursor of ${chain} moved under us`);
+    );
+    if (affected(res) !== 1) throw new CursorMovedError(`cursor of ${chain} moved under us`);
   }
 
   /**
@@ -91,25 +96,18 @@ export function createBlockStore(opts: BlockStoreOptions) {
     const ids = await insertDeposits(
       conn,
       chain,
-      plan.inserts.map((f) => ({ found: f, queueId: byFound.get(f)!.queueId, confirmations: Math.max(head - f.blockNumber, 0) })),
+      plan.inserts.map((f) => ({ found: f, queueId: byFound.get(f)!.queueId, tx: byFound.get(f)!.tx, confirmations: Math.max(head - f.blockNumber, 0) })),
       decimalsOf,
     );
     const nowMs = now();
     const audit: AuditEntry[] = [];
+    // A new deposit's status-2 notification is its audit record (history shows it with the row): no
+    // separate audit row, one write per deposit fewer. Moves and conflicts are audited below.
     const notes = plan.inserts.map((f, i) => {
       const d = byFound.get(f)!;
       const id = ids[i]!;
       out.inserted.push({ id, deposit: d });
       const amount = formatUnits(d.units, decimalsOf(d.symbol));
-      audit.push({
-        actor: ACTOR,
-        event: "deposit.seen",
-        queueId: d.queueId,
-        address: d.to,
-        subjectType: "deposit",
-        subjectId: id,
-        data: { chain, symbol: d.symbol, tx_hash: d.txHash, log_index: d.logIndex, block: d.blockNumber, amount },
-      });
       return depositNotification(
         { id, queueId: d.queueId, chain, symbol: d.symbol, toAddress: d.to, fromAddress: d.from, amount, txHash: d.txHash, logIndex: d.logIndex, blockNumber: d.blockNumber, confirmations: Math.max(head - d.blockNumber, 0) },
         2,
@@ -190,7 +188,7 @@ export function createBlockStore(opts: BlockStoreOptions) {
       for (let i = 0; i < addresses.length; i += LOOKUP_CHUNK) {
         const chunk = addresses.slice(i, i + LOOKUP_CHUNK);
         const rows = (await pool.query(
-          `SELECT symbol, address, queue_id FROM watched_address WHERE chain = ? AND address IN (${chunk.map(() => "?").join(", ")}) AND active = 1`,
+          `SELECT symbol, address, queue_id FROM watched_address WHERE chain = ? AND address IN (${inList(chunk.length)}) AND active = 1`,
           [chain, ...chunk],
         )) as { symbol: string; address: string; queue_id: string | null }[];
         for (const r of rows) out.set(`${r.symbol}|${r.address}`, r.queue_id);
@@ -198,12 +196,33 @@ export function createBlockStore(opts: BlockStoreOptions) {
       return out;
     },
 
+    /** Our transfers still `sent` with one of these transactions (any attempt): mined now, their confirmation can look at once. */
+    async sentTransfersAmong(txHashes: string[]): Promise<TransferJob[]> {
+      if (txHashes.length === 0) return [];
+      const rows = (await pool.query(
+        `SELECT ${PAYMENT_COLUMNS.split(", ").map((c) => `t.${c}`).join(", ")} FROM tx_attempt a JOIN transfer t ON t.id = a.transfer_id
+         WHERE a.chain = ? AND a.tx_hash IN (${inList(txHashes.length)}) AND t.state = 'sent'`,
+        [chain, ...txHashes],
+      )) as PaymentFacts[];
+      return rows.map(transferJob);
+    },
+
+    /** Our transfers mined in a block in (after, upTo]: due once the head reaches upTo + confirm_height. */
+    async minedTransfersOfBlocks(after: number, upTo: number): Promise<TransferJob[]> {
+      const rows = (await pool.query(`SELECT ${PAYMENT_COLUMNS} FROM transfer WHERE chain = ? AND state = 'mined' AND block_number > ? AND block_number <= ?`, [
+        chain,
+        after,
+        upTo,
+      ])) as PaymentFacts[];
+      return rows.map(transferJob);
+    },
+
     /** Which of these transaction hashes are gas top-ups the gateway signed (any attempt, replacements included). */
     async ownGasTopups(txHashes: string[]): Promise<Set<string>> {
       if (txHashes.length === 0) return new Set();
       const rows = (await pool.query(
         `SELECT a.tx_hash FROM tx_attempt a JOIN transfer t ON t.id = a.transfer_id
-         WHERE a.chain = ? AND a.tx_hash IN (${txHashes.map(() => "?").join(", ")}) AND t.kind = 'gas_topup'`,
+         WHERE a.chain = ? AND a.tx_hash IN (${inList(txHashes.length)}) AND t.kind = 'gas_topup'`,
         [chain, ...txHashes.map((h) => h.toLowerCase())],
       )) as { tx_hash: string }[];
       return new Set(rows.map((r) => r.tx_hash));
@@ -283,7 +302,7 @@ export function createBlockStore(opts: BlockStoreOptions) {
         const numbers = blocks.map((b) => b.ref.number);
         const kept = new Set<string>();
         if (numbers.length > 0) {
-          const rows = (await conn.query(`SELECT number, hash FROM chain_block WHERE chain = ? AND number IN (${numbers.map(() => "?").join(", ")})`, [chain, ...numbers])) as {
+          const rows = (await conn.query(`SELECT number, hash FROM chain_block WHERE chain = ? AND number IN (${inList(numbers.length)})`, [chain, ...numbers])) as {
             number: bigint;
             hash: string;
           }[];

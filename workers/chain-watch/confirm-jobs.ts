@@ -14,7 +14,7 @@
  * a stray extra run is harmless.
  */
 import type { Job } from "bullmq";
-import { enqueue, enqueueMany, jobIdFor, type Queues } from "../../shared/jobs/registry.ts";
+import { enqueue, enqueueMany, jobIdFor, type JobPayload, type Queues } from "../../shared/jobs/registry.ts";
 import { confirmDelayMs } from "../../shared/domain/confirmations.ts";
 
 const short = (s: string) => `${s.slice(0, 10)}…`;
@@ -32,6 +32,8 @@ export interface NewDepositJob {
   to: string;
   txHash: string;
   blockNumber: number;
+  /** what the deposit is, for the operator on the dashboard (display only) */
+  payment?: Record<string, string>;
 }
 
 /** Enqueue confirmation of new deposits, each delayed until about due. */
@@ -46,7 +48,7 @@ export async function enqueueConfirmations(queues: Queues, deposits: NewDepositJ
     await enqueueMany(
       queues,
       "confirm-deposit",
-      group.map((d) => ({ depositId: d.id, label: depositJobLabel(d) })),
+      group.map((d) => ({ depositId: d.id, label: depositJobLabel(d), ...(d.payment ? { payment: d.payment } : {}) })),
       delay > 0 ? { delay } : {},
     );
   }
@@ -54,21 +56,30 @@ export async function enqueueConfirmations(queues: Queues, deposits: NewDepositJ
 
 /** Make the confirmation jobs of these deposits run now. */
 export async function recheckNow(queues: Queues, deposits: { id: string; symbol: string; to: string; txHash: string }[]): Promise<void> {
-  for (const d of deposits) {
-    const jobId = jobIdFor("confirm-deposit", { depositId: d.id })!;
-    const job = (await queues.confirm.getJob(jobId)) as Job | undefined;
-    try {
-      const state = job ? await job.getState() : "unknown";
-      if (job && state === "delayed") await job.promote();
-      else if (job && state === "failed") await job.retry("failed");
-      else if (job && state === "completed") {
-        // completed while the row is still `seen` should not happen; re-run it anyway
-        await job.remove();
-        await enqueue(queues, "confirm-deposit", { depositId: d.id, label: depositJobLabel(d) });
-      } else if (!job || state === "unknown") await enqueue(queues, "confirm-deposit", { depositId: d.id, label: depositJobLabel(d) });
-      // waiting / active: it runs soon, and re-reads the row when it does
-    } catch {
-      // the job changed state under us (became active, finished): it re-reads the row anyway
-    }
+  for (const d of deposits) await runNow(queues, "confirm-deposit", { depositId: d.id, label: depositJobLabel(d) });
+}
+
+/** Make the confirmation jobs of these transfers run now (their transaction is in a block, or their block is due). */
+export async function recheckTransfersNow(queues: Queues, transfers: JobPayload<"confirm-transfer">[]): Promise<void> {
+  for (const t of transfers) await runNow(queues, "confirm-transfer", t);
+}
+
+/**
+ * Run a confirmation job now: promote it (delayed), retry it (failed), or add
+ * it again (completed while its row still waits, or missing, e.g. Redis was
+ * flushed). Waiting or active, it runs soon and re-reads its row anyway.
+ */
+async function runNow<T extends "confirm-deposit" | "confirm-transfer">(queues: Queues, type: T, payload: JobPayload<T>): Promise<void> {
+  const job = (await queues.confirm.getJob(jobIdFor(type, payload)!)) as Job | undefined;
+  try {
+    const state = job ? await job.getState() : "unknown";
+    if (job && state === "delayed") await job.promote();
+    else if (job && state === "failed") await job.retry("failed");
+    else if (job && state === "completed") {
+      await job.remove();
+      await enqueue(queues, type, payload);
+    } else if (!job || state === "unknown") await enqueue(queues, type, payload);
+  } catch {
+    // the job changed state under us (became active, finished): it re-reads the row anyway
   }
 }

@@ -21,6 +21,7 @@ import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
 import { describeError } from "../../shared/domain/errors.ts";
 import type { ChainConfig } from "../../shared/config/schema.ts";
 import { blockWindow } from "../../shared/domain/reorg.ts";
+import { assetOf } from "../../shared/domain/assets.ts";
 import { createBlockSource } from "./block-source.ts";
 import { createBlockStore, CursorMovedError } from "./block-store.ts";
 import { createChainScanner } from "./scanner.ts";
@@ -64,7 +65,6 @@ function createChainFollower(deps: ChainWatchDeps, chain: ChainConfig & { key: s
   const leaseKey = `${deps.redis.prefix}:chain-watch:leader:${chain.key}`;
   const ttl = leaseTtlMs(chain);
   const waker = createWaker();
-  const decimals = (symbol: string) => (symbol === chain.native_symbol ? chain.native_decimals : chain.tokens[symbol]?.decimals);
   let stopping = false;
   let loop: Promise<void> | null = null;
 
@@ -75,7 +75,7 @@ function createChainFollower(deps: ChainWatchDeps, chain: ChainConfig & { key: s
       chain: chain.key,
       window: blockWindow(chain.confirm_height, chain.lookback_blocks),
       decimalsOf: (symbol) => {
-        const d = decimals(symbol);
+        const d = assetOf(chain, symbol)?.decimals;
         if (d === undefined) throw new Error(`no decimals known for ${chain.key} ${symbol}`);
         return d;
       },

@@ -17,10 +17,12 @@ import type { Metrics } from "../../shared/metrics.ts";
 import type { Queues } from "../../shared/jobs/registry.ts";
 import { describeError } from "../../shared/domain/errors.ts";
 import { recipients, type ChainTransfer } from "../../shared/domain/chain-transfers.ts";
+import { assetOf } from "../../shared/domain/assets.ts";
+import { formatUnits } from "../../shared/domain/amount.ts";
 import { blockWindow, commonAncestor, extendsChain, headAction, initialCursorNumber, lookbackRange, type BlockRef } from "../../shared/domain/reorg.ts";
 import type { BlockSource, RawBlock } from "./block-source.ts";
 import { CursorMovedError, type BlockStore, type DepositWrite, type MatchedDeposit, type ScannedBlock } from "./block-store.ts";
-import { enqueueConfirmations, recheckNow } from "./confirm-jobs.ts";
+import { enqueueConfirmations, recheckNow, recheckTransfersNow } from "./confirm-jobs.ts";
 
 export interface ChainScannerDeps {
   chain: ChainConfig & { key: string };
@@ -89,13 +91,30 @@ export function createChainScanner(deps: ChainScannerDeps) {
     for (const tx of ownTopups) logger.debug({ tx, block: raw.number }, "chain-watch: our own gas top-up to a watched address, not a deposit");
     const deposits: MatchedDeposit[] = hits
       .filter((t) => t.logIndex !== -1 || (succeeded.has(t.txHash) && !ownTopups.has(t.txHash)))
-      .map((t: ChainTransfer) => ({ ...t, blockNumber: raw.number, blockHash: raw.hash, queueId: watched.get(`${t.symbol}|${t.to}`) ?? null }));
+      .map((t: ChainTransfer) => ({ ...t, blockNumber: raw.number, blockHash: raw.hash, queueId: watched.get(`${t.symbol}|${t.to}`) ?? null, tx: raw.txs.get(t.txHash) ?? null }));
     return { number: raw.number, hash: raw.hash, parentHash: raw.parentHash, deposits };
   }
 
   async function prepare(n: number): Promise<ScannedBlock | null> {
     const raw = await source.scan(n);
-    return raw ? match(raw) : null;
+    if (!raw) return null;
+    await wakeSentTransfers(raw);
+    return match(raw);
+  }
+
+  /**
+   * Our own transfers' transactions in this block: their confirmation looks
+   * now instead of on its timer (block_time_ms may be far above the chain's
+   * real block time). Best effort: the timers stay as the fallback, and an
+   * early look at a block that is then reorged away is harmless.
+   */
+  async function wakeSentTransfers(raw: RawBlock): Promise<void> {
+    try {
+      const ours = await store.sentTransfersAmong([...raw.txs.keys()]);
+      if (ours.length > 0) await recheckTransfersNow(deps.queues, ours);
+    } catch (e) {
+      logger.warn({ err: describeError(e), block: raw.number }, "chain-watch: could not wake the confirmation of our transfers; their timers will");
+    }
   }
 
   async function afterWrite(written: DepositWrite, head: number): Promise<void> {
@@ -117,7 +136,7 @@ export function createChainScanner(deps: ChainScannerDeps) {
       await deps.wakeOutbox();
       await enqueueConfirmations(
         deps.queues,
-        written.inserted.map(({ id, deposit: d }) => ({ id, symbol: d.symbol, to: d.to, txHash: d.txHash, blockNumber: d.blockNumber })),
+        written.inserted.map(({ id, deposit: d }) => ({ id, symbol: d.symbol, to: d.to, txHash: d.txHash, blockNumber: d.blockNumber, payment: depositPayment(chain, d) })),
         head,
         chain.confirm_height,
         chain.block_time_ms,
@@ -154,13 +173,13 @@ export function createChainScanner(deps: ChainScannerDeps) {
   }
 
   /**
-   * A new head makes the deposits of block head - confirm_height due. Their
-   * confirmation jobs sleep on a timer computed from block_time_ms; wake
-   * one job per such block now (the confirmation worker finalises a due
-   * block's deposits together), so finals follow the confirming block at
-   * once however the real block time differs from the configured one. The
-   * timers stay as the fallback. Best effort: a failure here only costs
-   * latency.
+   * A new head makes the deposits and transfers of block head -
+   * confirm_height due. Their confirmation jobs sleep on a timer computed
+   * from block_time_ms; wake one deposit job per such block now (the
+   * confirmation worker finalises a due block's deposits together) and
+   * every due transfer's, so finals follow the confirming block at once
+   * however the real block time differs from the configured one. The timers
+   * stay as the fallback. Best effort: a failure here only costs latency.
    */
   async function promoteDue(head: number): Promise<void> {
     const due = head - chain.confirm_height;
@@ -168,11 +187,10 @@ export function createChainScanner(deps: ChainScannerDeps) {
     if (due <= promotedThrough) return;
     const after = Math.max(promotedThrough, due - MAX_PROMOTE_BLOCKS);
     try {
-      const first = await store.firstSeenOfBlocks(after, due);
-      if (first.length > 0) {
-        await recheckNow(deps.queues, first);
-        logger.debug({ head, due, deposits: first.map((d) => d.id) }, "chain-watch: woke the confirmation of newly due blocks");
-      }
+      const [first, transfers] = await Promise.all([store.firstSeenOfBlocks(after, due), store.minedTransfersOfBlocks(after, due)]);
+      if (first.length > 0) await recheckNow(deps.queues, first);
+      if (transfers.length > 0) await recheckTransfersNow(deps.queues, transfers);
+      if (first.length + transfers.length > 0) logger.debug({ head, due, deposits: first.map((d) => d.id), transfers: transfers.map((t) => t.transferId) }, "chain-watch: woke the confirmation of newly due blocks");
       promotedThrough = due;
     } catch (e) {
       logger.warn({ err: describeError(e) }, "chain-watch: could not wake due confirmations; their timers will");
@@ -276,9 +294,9 @@ export function createChainScanner(deps: ChainScannerDeps) {
       const page = blocks.slice(i, i + chain.catchup_concurrency);
       const results = await Promise.all(
         page.map(async (ref) => {
-          const transfers = await source.tokenTransfersOf(ref.hash);
-          if (!transfers) return null;
-          const m = await match({ number: ref.number, hash: ref.hash, parentHash: "", transfers });
+          const found = await source.tokenTransfersOf(ref.hash);
+          if (!found) return null;
+          const m = await match({ number: ref.number, hash: ref.hash, parentHash: "", ...found });
           return { ref, deposits: m.deposits };
         }),
       );
@@ -327,3 +345,18 @@ export function createChainScanner(deps: ChainScannerDeps) {
 }
 
 export type ChainScanner = ReturnType<typeof createChainScanner>;
+
+/** A new deposit as the operator reads it in its confirmation job's data (display only). */
+function depositPayment(chain: ChainConfig & { key: string }, d: { symbol: string; units: bigint; from: string; to: string; txHash: string; blockNumber: number }): Record<string, string> {
+  const decimals = assetOf(chain, d.symbol)?.decimals;
+  return {
+    kind: "deposit",
+    chain: chain.key,
+    asset: d.symbol,
+    amount: decimals === undefined ? `${d.units} base units` : formatUnits(d.units, decimals),
+    from: d.from,
+    to: d.to,
+    tx_hash: d.txHash,
+    block: String(d.blockNumber),
+  };
+}

@@ -22,22 +22,24 @@
  * Decisions come from shared/domain/confirmations.ts; this file gathers the
  * facts and carries the decision out.
  */
-import { DelayedError, type Job } from "bullmq";
+import type { Job } from "bullmq";
 import type { Pool } from "mariadb";
 import type { ChainConfig } from "../../shared/config/schema.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
-import type { Handler } from "../../shared/jobs/worker.ts";
-import { inTransaction, tryNamedLock, type NamedLock } from "../../shared/adapters/db/sql.ts";
+import { reschedule, type Handler } from "../../shared/jobs/worker.ts";
+import { affected, inTransaction, tryNamedLock, type NamedLock } from "../../shared/adapters/db/sql.ts";
 import { insertAudit, insertNotifications } from "../../shared/adapters/db/outbox.ts";
 import { addToBalance } from "../../shared/adapters/db/balances.ts";
 import { applyMoveSteps, lockDepositsOfTxs, readDeposit, type DepositRecord } from "../../shared/adapters/db/deposits.ts";
 import { decideConfirm, confirmationsOf, confirmDelayMs, type ConfirmDecision, type ConfirmFacts } from "../../shared/domain/confirmations.ts";
 import { planDeposits } from "../../shared/domain/deposit-match.ts";
+import { assetOf } from "../../shared/domain/assets.ts";
 import { depositNotification } from "../../shared/domain/notifications.ts";
 import { PermanentError, RetryableError, type ErrorCode } from "../../shared/domain/errors.ts";
 import type { DepositChainCheck, RpcReceipt } from "./deposit-chain-check.ts";
 import { createBlockFinalizer, depositFacts } from "./finalize-block.ts";
+import { logToJob } from "../../shared/jobs/job-log.ts";
 
 export interface ConfirmDepositChain {
   config: ChainConfig & { key: string };
@@ -57,23 +59,17 @@ export interface ConfirmDepositDeps {
 interface Progress {
   confirmations?: number;
   required?: number;
-  missingSinceMs?: number | null;
-  pendingSinceMs?: number | null;
+  /** when this job first found the transaction off the chain (its audit row is written once) */
+  unminedSinceMs?: number;
 }
 
 const ACTOR = "confirmation";
-
-/**
- * How long an unmined transaction that the node still holds may wait to be
- * mined again after a reorg before the deposit ends `reorged`.
- */
-export const pendingGraceMs = (chain: ChainConfig) => Math.max(60_000, 4 * chain.confirm_height * chain.block_time_ms);
 
 export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"confirm-deposit"> {
   const now = deps.now ?? Date.now;
   const decimalsOf = (chainKey: string, symbol: string) => {
     const c = deps.chains.get(chainKey)?.config;
-    const d = c ? (symbol === c.native_symbol ? c.native_decimals : c.tokens[symbol]?.decimals) : undefined;
+    const d = c ? assetOf(c, symbol)?.decimals : undefined;
     if (d === undefined) throw new PermanentError("unknown_symbol", `no decimals configured for ${chainKey} ${symbol}`);
     return d;
   };
@@ -94,6 +90,8 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       logger.warn({ deposit: data.depositId }, "confirm-deposit: no such deposit");
       return { skipped: "missing" };
     }
+    // a deposit that ended status 0 is never a green completion on the dashboard (SPEC §7)
+    if (row.state === "reorged") throw new PermanentError("reorged", `deposit ${row.txHash} #${row.logIndex} ended status 0`);
     if (row.state !== "seen") return { state: row.state };
     const chain = deps.chains.get(row.chain);
     if (!chain) throw new PermanentError("unknown_chain", `chain ${row.chain} is not configured`);
@@ -108,11 +106,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       confirmHeight: cfg.confirm_height,
       head,
       canonicalHash,
-      nowMs: now(),
-      missingSinceMs: progress.missingSinceMs ?? null,
-      pendingSinceMs: progress.pendingSinceMs ?? null,
       blockTimeMs: cfg.block_time_ms,
-      pendingGraceMs: pendingGraceMs(cfg),
     };
     const decision = decideConfirm(facts);
     const required = cfg.confirm_height;
@@ -123,10 +117,10 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     let blockLock: NamedLock | null = null;
     if (decision.kind === "fetch-receipt" && canonicalHash === row.blockHash && head >= row.blockNumber + required) {
       blockLock = await tryNamedLock(deps.pool, `deposit-block:${row.chain}:${row.blockHash}`);
-      if (!blockLock) return reschedule(job, token, { confirmations: confirmationsOf(head, row.blockNumber), required }, confirmDelayMs(1, cfg.block_time_ms));
+      if (!blockLock) return reschedule(job, token, confirmDelayMs(1, cfg.block_time_ms), { confirmations: confirmationsOf(head, row.blockNumber), required });
     }
     try {
-      return await decideAndAct(row, chain, job, token, facts, decision, blockLock, log);
+      return await decideAndAct(row, chain, job, token, progress, facts, decision, blockLock, log);
     } finally {
       await blockLock?.release();
     }
@@ -137,6 +131,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     chain: ConfirmDepositChain,
     job: Job,
     token: string | undefined,
+    progress: Progress,
     initial: ConfirmFacts,
     first: ConfirmDecision,
     blockLock: NamedLock | null,
@@ -156,10 +151,14 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     let receipt: RpcReceipt | null = null;
     if (decision.kind === "fetch-receipt") {
       receipt = await chain.check.receipt(row.txHash);
-      let pending: boolean | undefined;
+      let nonceUsedDeep: boolean | undefined;
       let contentMatches: boolean | undefined;
-      if (!receipt) pending = await chain.check.isPending(row.txHash);
-      else if (receipt.blockHash.toLowerCase() === row.blockHash && BigInt(receipt.status) === 1n) {
+      if (!receipt && facts.canonicalHash !== row.blockHash) {
+        nonceUsedDeep = await nonceTakenDeep(row, chain, head);
+        // the nonce was read after the receipt: read the receipt again, a transaction mined meanwhile shows up
+        if (nonceUsedDeep) receipt = await chain.check.receipt(row.txHash);
+      }
+      if (receipt && receipt.blockHash.toLowerCase() === row.blockHash && BigInt(receipt.status) === 1n) {
         const transfers = await chain.check.transfersOf(row.txHash, row.logIndex, receipt);
         contentMatches = transfers.some(
           (t) => t.logIndex === row.logIndex && t.symbol === row.symbol && t.from === row.from && t.to === row.to && t.units === row.units,
@@ -168,7 +167,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       facts = {
         ...facts,
         receipt: receipt ? { blockNumber: Number(BigInt(receipt.blockNumber)), blockHash: receipt.blockHash.toLowerCase(), status: Number(BigInt(receipt.status)) } : null,
-        pending,
+        nonceUsedDeep: receipt ? undefined : nonceUsedDeep,
         contentMatches,
       };
       decision = decideConfirm(facts);
@@ -177,28 +176,28 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     switch (decision.kind) {
       case "wait":
         await setConfirmations(row, decision.confirmations);
-        return reschedule(job, token, { confirmations: decision.confirmations, required }, decision.delayMs);
-      case "wait-missing":
-        log.info("confirm-deposit: transaction not found on the node; looking again before calling it reorged");
-        return reschedule(job, token, { confirmations: 0, required, missingSinceMs: decision.missingSinceMs }, decision.delayMs);
-      case "wait-pending":
-        log.info("confirm-deposit: transaction left its block and is pending again; waiting for it to be mined");
-        return reschedule(job, token, { confirmations: 0, required, pendingSinceMs: decision.pendingSinceMs }, decision.delayMs);
+        if (decision.confirmations !== progress.confirmations) await logToJob(job, `confirmations ${decision.confirmations}/${required}`);
+        return reschedule(job, token, decision.delayMs, { confirmations: decision.confirmations, required });
+      case "wait-unmined": {
+        if (progress.unminedSinceMs === undefined) await noteUnmined(row, log);
+        return reschedule(job, token, decision.delayMs, { confirmations: 0, required, unminedSinceMs: progress.unminedSinceMs ?? now() });
+      }
       case "follow": {
         const followed = await follow(row, receipt!, decision, log);
         if (!followed) return fail(row, "reorged", "the transaction was mined again without this transfer", log);
         const remaining = decision.blockNumber + required - head;
-        return reschedule(job, token, { confirmations: confirmationsOf(head, decision.blockNumber), required }, confirmDelayMs(remaining, cfg.block_time_ms));
+        return reschedule(job, token, confirmDelayMs(remaining, cfg.block_time_ms), { confirmations: confirmationsOf(head, decision.blockNumber), required });
       }
       case "finalize": {
         // finalize implies due on a canonical block: the block lock is held (see above)
         if (!blockLock) throw new RetryableError(`deposit ${row.id} is due but its block is not locked`);
         const withBlock = await blockFinalizer.finalizeWithBlock(blockLock.conn, row, receipt!, facts, decision.confirmations, log);
         await job.updateProgress({ confirmations: decision.confirmations, required });
+        await logToJob(job, `final: status 1 after ${decision.confirmations}/${required} confirmations`);
         return { state: "confirmed", confirmations: decision.confirmations, ...(withBlock > 1 ? { finalized_with_block: withBlock } : {}) };
       }
       case "reorged":
-        return fail(row, "reorged", "the transaction is no longer on the canonical chain", log);
+        return fail(row, "reorged", `the transaction left the chain and its sender's nonce ${row.tx?.nonce ?? "?"} was used by another transaction ${required} blocks deep`, log);
       case "reverted":
         return fail(row, "reverted", "the transaction reverted", log);
       case "mismatch":
@@ -209,11 +208,40 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     }
   }
 
-  async function reschedule(job: Job, token: string | undefined, progress: Progress, delayMs: number): Promise<never> {
-    if (!token) throw new RetryableError("job has no lock token; cannot reschedule");
-    await job.updateProgress(progress);
-    await job.moveToDelayed(now() + delayMs, token);
-    throw new DelayedError();
+  /**
+   * Whether the deposit's transaction can never be mined: its sender has used
+   * its nonce in a block confirm_height below the head (that block can no
+   * longer be reorged away, by the same assumption that makes a deposit
+   * final). Undefined when the sender is not known (a row stored before it
+   * was recorded, and a node that no longer has the transaction).
+   */
+  async function nonceTakenDeep(row: DepositRecord, chain: ConfirmDepositChain, head: number): Promise<boolean | undefined> {
+    const safe = head - chain.config.confirm_height;
+    if (safe < 0) return false;
+    const sender = row.tx ?? (await chain.check.txSender(row.txHash));
+    if (!sender) return undefined;
+    return (await chain.check.nonceAt(sender.from, safe)) > sender.nonce;
+  }
+
+  /** The audit trail says once that the deposit's transaction left the chain (it waits for evidence, never a timer). */
+  async function noteUnmined(row: DepositRecord, log: Logger): Promise<void> {
+    const conn = await deps.pool.getConnection();
+    try {
+      await insertAudit(conn, [
+        {
+          actor: ACTOR,
+          event: "deposit.unmined",
+          queueId: row.queueId,
+          address: row.to,
+          subjectType: "deposit",
+          subjectId: row.id,
+          data: { tx_hash: row.txHash, block: row.blockNumber, block_hash: row.blockHash, tx_from: row.tx?.from ?? null, tx_nonce: row.tx?.nonce ?? null },
+        },
+      ]);
+    } finally {
+      await conn.release();
+    }
+    log.warn("confirm-deposit: the transaction left the chain; pending until it is mined again or its sender's nonce is taken deep");
   }
 
   async function setConfirmations(row: DepositRecord, confirmations: number): Promise<void> {
@@ -258,27 +286,17 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
 
   async function finalize(row: DepositRecord, confirmations: number, log: Logger): Promise<void> {
     const done = await inTransaction(deps.pool, async (conn) => {
-      const res = (await conn.query(
+      const res = await conn.query(
         `UPDATE deposit SET state = 'confirmed', confirmations = ?, finalized_at = NOW(3), updated_at = NOW(3)
          WHERE id = ? AND state = 'seen' AND block_hash = ? AND log_index = ?`,
         [confirmations, row.id, row.blockHash, row.logIndex],
-      )) as { affectedRows: number };
-      if (Number(res.affectedRows) !== 1) return false;
+      );
+      if (affected(res) !== 1) return false;
       await addToBalance(conn, row.chain, row.to, row.symbol, row.amount);
+      // The status-1 notification is the audit record of the final (history shows it with the row's
+      // finalized_at); a second one already there means it was credited before: undo.
       const written = await insertNotifications(conn, [depositNotification(depositFacts(row, confirmations), 1, now())]);
-      // A status-1 notification already there means it was credited before: undo.
       if (written !== 1) throw new PermanentError("internal", `deposit ${row.id} already has a final notification`);
-      await insertAudit(conn, [
-        {
-          actor: ACTOR,
-          event: "deposit.confirmed",
-          queueId: row.queueId,
-          address: row.to,
-          subjectType: "deposit",
-          subjectId: row.id,
-          data: { chain: row.chain, symbol: row.symbol, amount: row.amount, tx_hash: row.txHash, block: row.blockNumber, confirmations },
-        },
-      ]);
       return true;
     });
     if (!done) {
@@ -292,12 +310,12 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
 
   async function fail(row: DepositRecord, code: ErrorCode, why: string, log: Logger) {
     const done = await inTransaction(deps.pool, async (conn) => {
-      const res = (await conn.query(
+      const res = await conn.query(
         `UPDATE deposit SET state = 'reorged', error = ?, finalized_at = NOW(3), updated_at = NOW(3)
          WHERE id = ? AND state = 'seen' AND block_hash = ? AND log_index = ?`,
         [code, row.id, row.blockHash, row.logIndex],
-      )) as { affectedRows: number };
-      if (Number(res.affectedRows) !== 1) return false;
+      );
+      if (affected(res) !== 1) return false;
       await insertNotifications(conn, [depositNotification(depositFacts(row, 0), 0, now(), code)]);
       await insertAudit(conn, [
         {
@@ -317,6 +335,8 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
       log.warn({ code, why }, "confirm-deposit: deposit failed");
       await deps.wakeOutbox();
     }
-    return { state: done ? "reorged" : "unchanged", error: code };
+    if (!done) return { state: "unchanged", error: code };
+    // status 0: the job fails with it, never a green completion on the dashboard
+    throw new PermanentError(code, `deposit ${row.txHash} #${row.logIndex} ended status 0 (${code}): ${why}`);
   }
 }

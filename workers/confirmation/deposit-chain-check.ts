@@ -1,7 +1,8 @@
 /**
  * What the node says about one deposit's transaction, for the confirmation
  * handler: the head, the canonical block at the deposit's height, the
- * receipt, whether the transaction is still pending, and the transfers of
+ * receipt, its sender's nonce at a block (has another transaction taken
+ * it?), and the transfers of
  * the deposit's kind that the transaction made in the block it is mined in
  * (receipt logs for tokens, the transaction itself for native, its call
  * trace for internal transfers).
@@ -21,6 +22,7 @@ import {
   type ChainTransfer,
   type RpcLog,
   type RpcTransaction,
+  type TxSender,
 } from "../../shared/domain/chain-transfers.ts";
 
 export interface RpcReceipt {
@@ -51,10 +53,15 @@ export function createDepositChainCheck(provider: JsonRpcProvider, chain: ChainC
       return call<RpcReceipt | null>("eth_getTransactionReceipt", [txHash]);
     },
 
-    /** true when the node knows the transaction but has not mined it */
-    async isPending(txHash: string): Promise<boolean> {
-      const tx = await call<{ blockHash: string | null } | null>("eth_getTransactionByHash", [txHash]);
-      return tx !== null && !tx.blockHash;
+    /** the transaction's sender and nonce, while the node still has it (null: it does not) */
+    async txSender(txHash: string): Promise<TxSender | null> {
+      const tx = await call<RpcTransaction | null>("eth_getTransactionByHash", [txHash]);
+      return tx ? { from: tx.from.toLowerCase(), nonce: Number(BigInt(tx.nonce)) } : null;
+    },
+
+    /** the account's nonce (transactions it sent) as of block `blockNumber` */
+    async nonceAt(address: string, blockNumber: number): Promise<number> {
+      return Number(BigInt(await call<string>("eth_getTransactionCount", [address, hex(blockNumber)])));
     },
 
     /**

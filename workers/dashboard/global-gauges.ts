@@ -19,7 +19,7 @@ import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import { QUEUE_NAMES, type Queues } from "../../shared/jobs/registry.ts";
 import type { HealthReport } from "./health.ts";
-import { withTimeout } from "./service-checks.ts";
+import { withTimeout } from "../../shared/adapters/service-checks.ts";
 
 export const DEPENDENCY_UP_METRIC = "payment_dependency_up";
 
@@ -97,6 +97,37 @@ export function createGlobalGauges(deps: GlobalGaugesDeps) {
     for (const [chain, seconds] of age) metrics.unbroadcastOldest.set({ chain }, seconds);
   }
 
+  /**
+   * Held transfers wait for an operator (SPEC §7); deposits pending long past
+   * their due block wait for evidence (their transaction mined again, or its
+   * nonce taken by another one at depth) and are never ended by a timer.
+   */
+  async function waitingForPeople(heads: Record<string, bigint>) {
+    const [held, overdue] = (await withTimeout(
+      Promise.all([
+        deps.db.pool.query("SELECT chain, COUNT(*) AS n FROM transfer WHERE state = 'held' GROUP BY chain"),
+        Promise.all(
+          chains.map(async (chain) => {
+            const head = heads[chain];
+            if (head === undefined) return null;
+            // due at block + confirm_height; overdue once as many blocks again have passed
+            const before = head - 2n * BigInt(config.chains[chain]!.confirm_height);
+            const rows = (await deps.db.pool.query("SELECT COUNT(*) AS n FROM deposit WHERE chain = ? AND state = 'seen' AND block_number < ?", [chain, before])) as { n: bigint }[];
+            return { chain, n: Number(rows[0]!.n) };
+          }),
+        ),
+      ]),
+      timeoutMs,
+      "mysql",
+    )) as [{ chain: string; n: bigint }[], ({ chain: string; n: number } | null)[]];
+    metrics.heldTransfers.reset();
+    const counts = new Map<string, number>(chains.map((c) => [c, 0]));
+    for (const r of held) counts.set(r.chain, Number(r.n));
+    for (const [chain, n] of counts) metrics.heldTransfers.set({ chain }, n);
+    metrics.depositsOverdue.reset();
+    for (const o of overdue) if (o) metrics.depositsOverdue.set({ chain: o.chain }, o.n);
+  }
+
   async function pendingAndCursors(heads: Record<string, bigint>) {
     const [deposits, transfers, cursors] = (await withTimeout(
       Promise.all([
@@ -145,6 +176,11 @@ export function createGlobalGauges(deps: GlobalGaugesDeps) {
         unbroadcast().catch((e) => {
           metrics.unbroadcastOldest.reset();
           log("unbroadcast transfers")(e);
+        }),
+        waitingForPeople(health.heads).catch((e) => {
+          metrics.heldTransfers.reset();
+          metrics.depositsOverdue.reset();
+          log("held transfers, overdue deposits")(e);
         }),
         pendingAndCursors(health.heads).catch((e) => {
           metrics.pendingConfirmations.reset();

@@ -12,7 +12,7 @@
 import { rabbitUrls, type Config } from "../../shared/config/load-config.ts";
 import type { RedisFactory } from "../../shared/adapters/redis.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { checkMysql, checkNode, checkRabbit, checkRedis, type ServiceCheck } from "./service-checks.ts";
+import { checkMysql, checkNode, checkRabbit, checkRedis, type ServiceCheck } from "../../shared/adapters/service-checks.ts";
 
 export interface CheckResult {
   ok: boolean;

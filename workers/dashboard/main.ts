@@ -22,7 +22,7 @@ import type { Server } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { ConfigError } from "../../shared/config/load-config.ts";
 import { basicAuth } from "./basic-auth.ts";
-import { closeServer, listening } from "./http-listen.ts";
+import { closeServer, listening } from "../../shared/runtime/http-listen.ts";
 import { createBullBoardRouter } from "./bull-board.ts";
 import { createHealth } from "./health.ts";
 import { createGlobalGauges } from "./global-gauges.ts";
@@ -92,7 +92,7 @@ export function createDashboard(deps: DashboardDeps) {
     async start() {
       if (server) return;
       const s = app.listen(wantedPort, host);
-      boundPort = await listening(s);
+      boundPort = await listening(s, { host, port: wantedPort, portKey: "dashboard.port" });
       server = s;
       logger.info({ host, port: boundPort, board: BOARD_PATH }, "dashboard: listening");
     },

@@ -11,6 +11,8 @@
  */
 import type { Worker } from "bullmq";
 import type { Db } from "../../shared/adapters/db/client.ts";
+import type { Config } from "../../shared/config/load-config.ts";
+import type { Metrics } from "../../shared/metrics.ts";
 import type { RedisFactory } from "../../shared/adapters/redis.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { describeError } from "../../shared/domain/errors.ts";
@@ -23,6 +25,8 @@ export interface MaintenanceDeps {
   redis: RedisFactory;
   queues: Queues;
   logger: Logger;
+  config: Config;
+  metrics: Metrics;
   intervalMs: number;
 }
 
@@ -30,7 +34,7 @@ export function createMaintenance(deps: MaintenanceDeps) {
   const logger = deps.logger.child({ role: "maintenance" });
   let worker: Worker | null = null;
   let guard: NodeJS.Timeout | null = null;
-  const reconcile = () => reconcileJobs({ pool: deps.db.pool, queues: deps.queues, logger });
+  const reconcile = () => reconcileJobs({ pool: deps.db.pool, queues: deps.queues, logger, config: deps.config, metrics: deps.metrics });
   const schedule = () =>
     deps.queues.maintenance.upsertJobScheduler("reconcile", { every: deps.intervalMs }, { name: "reconcile", data: { type: "reconcile", reason: "schedule" } });
   const keepScheduled = async () => {

@@ -4,6 +4,7 @@
  * ended while its row still needs work; this pass finds every non-final row
  * and makes sure its job exists and can run:
  *   transfer queued          -> send-transfer
+ *   transfer held            -> send-transfer (it fails, showing the reason)
  *   transfer signed          -> send-transfer (re-broadcasts the stored tx)
  *   transfer sent | mined    -> confirm-transfer
  *   deposit seen             -> confirm-deposit
@@ -12,15 +13,26 @@
  * list, is removed and added again.
  * Failed jobs are left alone: they wait for an operator's retry (Bull Board
  * or `payment retry`). Processors are idempotent, so an extra run is harmless.
+ *
+ * Held transfers nobody touched for their chain's `hold_s` end here, status
+ * 0 with the code they were held for (SPEC §7).
  */
 import type { Job } from "bullmq";
 import type { Pool } from "mariadb";
 import type { Logger } from "../../shared/logger.ts";
+import type { Config } from "../../shared/config/load-config.ts";
+import type { Metrics } from "../../shared/metrics.ts";
+import type { ErrorCode } from "../../shared/domain/errors.ts";
+import { inTransaction } from "../../shared/adapters/db/sql.ts";
 import { enqueueMany, jobIdFor, JOB_TYPES, type JobPayload, type Queues } from "../../shared/jobs/registry.ts";
+import { expiredHolds, PAYMENT_COLUMNS, transferJob, type PaymentFacts } from "../../shared/transfers/rows.ts";
+import { fail } from "../../shared/transfers/transitions.ts";
 
 export interface ReconcileResult {
   checked: number;
   added: Record<string, number>;
+  /** held transfers ended after hold_s */
+  expired: number;
 }
 
 type Kind = "send-transfer" | "confirm-transfer" | "confirm-deposit";
@@ -51,23 +63,31 @@ async function ensureJobs<T extends Kind>(queues: Queues, type: T, payloads: Job
   return missing.length;
 }
 
-export async function reconcileJobs(deps: { pool: Pool; queues: Queues; logger: Logger }): Promise<ReconcileResult> {
-  const result: ReconcileResult = { checked: 0, added: {} };
+export interface ReconcileDeps {
+  pool: Pool;
+  queues: Queues;
+  logger: Logger;
+  config: Config;
+  metrics: Metrics;
+  now?: () => number;
+}
+
+export async function reconcileJobs(deps: ReconcileDeps): Promise<ReconcileResult> {
+  const result: ReconcileResult = { checked: 0, added: {}, expired: 0 };
   const add = (type: Kind, n: number) => (result.added[type] = (result.added[type] ?? 0) + n);
 
   let after = 0n;
   for (;;) {
     const rows = (await deps.pool.query(
-      `SELECT id, kind, queue_id, order_id, state FROM transfer
-       WHERE state IN ('queued', 'signed', 'sent', 'mined') AND id > ? ORDER BY id LIMIT ?`,
+      `SELECT ${PAYMENT_COLUMNS}, state FROM transfer
+       WHERE state IN ('queued', 'held', 'signed', 'sent', 'mined') AND id > ? ORDER BY id LIMIT ?`,
       [after, PAGE],
-    )) as { id: bigint; kind: string; queue_id: string; order_id: string; state: string }[];
+    )) as (PaymentFacts & { state: string })[];
     if (rows.length === 0) break;
     after = rows[rows.length - 1]!.id;
     result.checked += rows.length;
-    const label = (r: (typeof rows)[number]) => (r.order_id ? `${r.kind} ${r.queue_id}/${r.order_id}` : `${r.kind} ${r.queue_id}`);
-    const toSend = rows.filter((r) => r.state === "queued" || r.state === "signed").map((r) => ({ transferId: r.id.toString(), label: label(r) }));
-    const toConfirm = rows.filter((r) => r.state === "sent" || r.state === "mined").map((r) => ({ transferId: r.id.toString(), label: label(r) }));
+    const toSend = rows.filter((r) => r.state === "queued" || r.state === "held" || r.state === "signed").map(transferJob);
+    const toConfirm = rows.filter((r) => r.state === "sent" || r.state === "mined").map(transferJob);
     add("send-transfer", await ensureJobs(deps.queues, "send-transfer", toSend));
     add("confirm-transfer", await ensureJobs(deps.queues, "confirm-transfer", toConfirm));
   }
@@ -90,10 +110,28 @@ export async function reconcileJobs(deps: { pool: Pool; queues: Queues; logger: 
       ),
     );
   }
+  result.expired = await endExpiredHolds(deps);
   const total = Object.values(result.added).reduce((a, b) => a + b, 0);
   (total > 0 ? deps.logger.warn.bind(deps.logger) : deps.logger.debug.bind(deps.logger))(
     { checked: result.checked, added: result.added },
     total > 0 ? "reconcile: rebuilt missing jobs from MySQL" : "reconcile: every non-final row has its job",
   );
   return result;
+}
+
+/** Held transfers nobody retried or rejected within their chain's hold_s: status 0 with the code they were held for. */
+async function endExpiredHolds(deps: ReconcileDeps): Promise<number> {
+  let n = 0;
+  for (const chain of Object.values(deps.config.chains)) {
+    if (chain.hold_s === 0) continue;
+    for (const t of await expiredHolds(deps.pool, chain.key, chain.hold_s, PAGE)) {
+      const code = (t.error as ErrorCode | null) ?? "internal";
+      const detail = `${t.error_detail ?? code}; held ${chain.hold_s} s and nobody retried it`;
+      const ended = await inTransaction(deps.pool, (conn) => fail(conn, [{ row: t, code, detail }], { actor: "maintenance", nowMs: (deps.now ?? Date.now)() }));
+      for (const e of ended) deps.metrics.transfers.inc({ chain: e.chain, symbol: e.symbol, status: code });
+      n += ended.length;
+    }
+  }
+  if (n > 0) deps.logger.warn({ ended: n }, "reconcile: held transfers ended after hold_s (status 0 with their code)");
+  return n;
 }

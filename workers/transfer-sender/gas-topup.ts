@@ -14,12 +14,11 @@ import type { Logger } from "../../shared/logger.ts";
 import { formatUnits } from "../../shared/domain/amount.ts";
 import { tryParseAmount } from "../../shared/domain/amount.ts";
 import { inTransaction } from "../../shared/adapters/db/sql.ts";
-import { insertAudit } from "../../shared/adapters/db/outbox.ts";
 import { enqueue } from "../../shared/jobs/registry.ts";
-import type { MoneyContext, SenderChain } from "./context.ts";
-import { failUnsigned } from "./end-transfer.ts";
-import type { GasShortSweep } from "./sign-batch.ts";
-import { ACTOR } from "./sign-batch.ts";
+import type { SenderChain, SenderContext } from "../../shared/transfers/context.ts";
+import { createTransfers } from "../../shared/transfers/transitions.ts";
+import { ACTOR, type GasShortSweep } from "./sign-batch.ts";
+import { endUnsigned } from "./end-transfer.ts";
 
 export type TopupOutcome = "waiting" | "ended";
 
@@ -29,13 +28,13 @@ export function topupAmount(targetWei: bigint, needWei: bigint, haveWei: bigint)
   return target > haveWei ? target - haveWei : 0n;
 }
 
-export async function requestGasTopup(ctx: MoneyContext, chain: SenderChain, short: GasShortSweep, log: Logger): Promise<TopupOutcome> {
+export async function requestGasTopup(ctx: SenderContext, chain: SenderChain, short: GasShortSweep, log: Logger): Promise<TopupOutcome> {
   const sweep = short.row;
   const wallet = sweep.requested_from;
   const cfg = chain.config;
   const collection = cfg.collection_address;
   if (!collection || collection === wallet) {
-    await failUnsigned(ctx, sweep, "insufficient_gas", `${wallet} has too little ${cfg.native_symbol} for gas and no collection wallet can top it up`, ACTOR);
+    await endUnsigned(ctx, sweep, "insufficient_gas", `${wallet} has too little ${cfg.native_symbol} for gas and no collection wallet can top it up`, ACTOR);
     return "ended";
   }
   const onTheWay = (await ctx.pool.query(
@@ -49,34 +48,22 @@ export async function requestGasTopup(ctx: MoneyContext, chain: SenderChain, sho
     state: string;
   }[];
   if (mine.length > 0) {
-    await failUnsigned(ctx, sweep, "insufficient_gas", `${wallet} is still short of gas after a top-up (${mine[0]!.state})`, ACTOR);
+    await endUnsigned(ctx, sweep, "insufficient_gas", `${wallet} is still short of gas after a top-up (${mine[0]!.state})`, ACTOR);
     return "ended";
   }
   const target = tryParseAmount(cfg.gas_topup_eth, cfg.native_decimals);
   const amount = topupAmount(target.ok ? target.units : 0n, short.need, short.have);
   if (amount === 0n) return "waiting";
   const amountText = formatUnits(amount, cfg.native_decimals);
-  const id = await inTransaction(ctx.pool, async (conn) => {
-    const res = (await conn.query(
-      `INSERT IGNORE INTO transfer (kind, queue_id, order_id, chain, symbol, requested_from, to_address, amount, state, updated_at)
-       VALUES ('gas_topup', ?, '', ?, ?, ?, ?, ?, 'queued', NOW(3)) RETURNING id`,
-      [queueId, chain.key, cfg.native_symbol, collection, wallet, amountText],
-    )) as { id: bigint }[];
-    if (res.length === 0) return null;
-    await insertAudit(conn, [
-      {
-        actor: ACTOR,
-        event: "gas_topup.requested",
-        queueId,
-        address: wallet,
-        subjectType: "transfer",
-        subjectId: res[0]!.id,
-        data: { for_sweep: sweep.id, amount: amountText, from: collection },
-      },
-    ]);
-    return res[0]!.id;
-  });
-  if (id !== null) {
+  const [id] = await inTransaction(ctx.pool, (conn) =>
+    createTransfers(
+      conn,
+      [{ kind: "gas_topup", queueId, chain: chain.key, symbol: cfg.native_symbol, from: collection, to: wallet, amount: amountText, audit: { for_sweep: sweep.id } }],
+      { actor: ACTOR, nowMs: ctx.now() },
+      { ignoreDuplicates: true },
+    ),
+  );
+  if (id) {
     await enqueue(ctx.queues, "send-transfer", { transferId: id.toString(), label: `gas_topup ${queueId}` });
     log.info({ wallet, amount: amountText, sweep: sweep.id.toString() }, "sender: deposit wallet short of gas; top-up from the collection wallet requested");
   }

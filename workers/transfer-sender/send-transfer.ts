@@ -3,6 +3,9 @@
  *
  * The job re-reads its transfer and acts on the state it finds:
  *   awaiting_approval, confirmed, failed, cancelled -> nothing to do
+ *   held          -> the job fails with the reason (an operator fixes the
+ *                    cause and retries it, or rejects it; SPEC §7); run
+ *                    again by that retry, it releases the transfer
  *   sent | mined  -> replace it if stuck, make sure confirmation follows it
  *   queued        -> under the requesting address's lease, sign a batch
  *   signed        -> under the signing address's lease, re-broadcast the
@@ -19,23 +22,34 @@
  * lease is an optimisation; the database guards (row locks, guarded
  * updates, the sender_nonce counter) hold even if two holders overlap.
  *
+ * EIP-7702 (chains whose batching resolves "7702" with the contracts
+ * recorded): token payouts of a wallet go out in batch transactions
+ * (sign-batch.ts), and a deposit wallet's drain hands every queued sweep of
+ * the chain to the collection wallet's DepositSweeper transaction
+ * (sweep-batch.ts), under the collection wallet's lease.
+ *
  * Fallback: transfers the wallet cannot pay are retried in the same drain
  * from the collection wallet under ITS lease (lock order is always
  * requesting wallet -> collection wallet; the collection wallet's own drain
  * takes no second lease, so there is no cycle).
  */
-import { DelayedError, type Job } from "bullmq";
+import type { Job } from "bullmq";
 import type { Logger } from "../../shared/logger.ts";
 import { acquire, tryAcquire } from "../../shared/adapters/locks.ts";
-import { PermanentError, RetryableError } from "../../shared/domain/errors.ts";
-import type { Handler } from "../../shared/jobs/worker.ts";
-import { senderLockKey, type SenderChain, type SenderContext } from "./context.ts";
-import { loadAttempts, loadTransfer, type TransferRow } from "./transfer-rows.ts";
+import { PermanentError, RetryableError, type ErrorCode } from "../../shared/domain/errors.ts";
+import { inTransaction } from "../../shared/adapters/db/sql.ts";
+import type { JobData } from "../../shared/jobs/registry.ts";
+import { reschedule, type Handler } from "../../shared/jobs/worker.ts";
+import { senderLockKey, type SenderChain, type SenderContext } from "../../shared/transfers/context.ts";
+import { endedError, loadTransfer, signedFrom, transferJob, type TransferRow } from "../../shared/transfers/rows.ts";
+import { release } from "../../shared/transfers/transitions.ts";
+import { endUnsigned } from "./end-transfer.ts";
+import { broadcastAndRecord, enqueueConfirm } from "../../shared/transfers/broadcast.ts";
+import { replaceIfStuck } from "../../shared/transfers/replace-tx.ts";
 import { signQueuedBatch, ACTOR, MAX_BATCH, type GasShortSweep } from "./sign-batch.ts";
-import { broadcastAndRecord, enqueueConfirm } from "./broadcast.ts";
-import { replaceIfStuck } from "./replace-tx.ts";
-import { failUnsigned } from "./end-transfer.ts";
 import { requestGasTopup } from "./gas-topup.ts";
+import { queuedSweepSymbols, signSweeperBatch } from "./sweep-batch.ts";
+import { logToJob } from "../../shared/jobs/job-log.ts";
 
 const LEASE_TTL_MS = 30_000;
 /** how long a job keeps re-reading its row after the address's holder is done before retrying later (with BullMQ's backoff) */
@@ -67,18 +81,30 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
       const chain = ctx.chains.get(t.chain);
       if (!chain) {
         if (t.state === "queued") {
-          await failUnsigned(ctx, t, "unknown_chain", `chain ${t.chain} is not configured`, ACTOR);
-          return { state: "failed" };
+          await endUnsigned(ctx, t, "unknown_chain", `chain ${t.chain} is not configured`, ACTOR);
+          continue;
         }
+        if (t.state === "failed") throw endedError(t);
         if (t.state === "signed" || t.state === "sent" || t.state === "mined") throw new PermanentError("unknown_chain", `chain ${t.chain} of transfer ${id} is not configured`);
         return { state: t.state };
       }
       switch (t.state) {
         case "awaiting_approval":
         case "confirmed":
-        case "failed":
         case "cancelled":
           return { state: t.state };
+        case "failed":
+          throw endedError(t);
+        case "held": {
+          // This job reported this very hold before (its data says so): it is being
+          // retried by an operator (Bull Board), so the transfer goes back to work.
+          if (data.heldAt !== undefined && data.heldAt === String(t.held_at?.getTime())) {
+            await inTransaction(ctx.pool, (conn) => release(conn, t, { actor: "operator:bull-board", nowMs: ctx.now() }));
+            await logToJob(job, `released by an operator's retry: sending it through the exactly-once path`);
+            continue;
+          }
+          return reportHold(job, data, t);
+        }
         case "sent":
         case "mined": {
           if (t.state === "sent") {
@@ -92,7 +118,7 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
       const sender = t.state === "signed" ? t.from_address! : t.requested_from;
       const lease = await tryAcquire(ctx.redis, senderLockKey(ctx.prefix, chain.key, sender), LEASE_TTL_MS);
       if (!lease) {
-        if (++busy > LEASE_BUSY_POLLS) return delay(job, token, LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2));
+        if (++busy > LEASE_BUSY_POLLS) return reschedule(job, token, LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2));
         await sleep(5 * 2 ** busy + Math.random() * 5);
         continue;
       }
@@ -102,19 +128,27 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
       } finally {
         await lease.release();
       }
-      if (waiting.has(id)) return delay(job, token, chain.config.block_time_ms * 2);
-      if (ctx.now() - started > LEASE_WAIT_MS) {
-        const again = await loadTransfer(ctx.pool, id);
-        if (again?.state === "queued" || again?.state === "signed") throw new RetryableError(`transfer ${id} is still ${again.state}; retrying later`);
-      }
+      if (waiting.has(id)) return reschedule(job, token, chain.config.block_time_ms * 2);
+      const again = await loadTransfer(ctx.pool, id);
+      // Still signed after a drain re-broadcast it: the node refused it (or is down). Not
+      // again at once: the job's backoff spaces the next tries, and after its attempts it
+      // waits in the failed list for an operator (the unbroadcast metric alerts).
+      if (again?.state === "signed") throw new RetryableError(`transfer ${id} is still signed: the node has not taken its transaction; broadcasting it again later`);
+      if (again?.state === "queued" && ctx.now() - started > LEASE_WAIT_MS) throw new RetryableError(`transfer ${id} is still queued; retrying later`);
     }
   };
 }
 
-/** Reschedule this job without spending one of its attempts. */
-async function delay(job: Job, token: string | undefined, ms: number): Promise<never> {
-  await job.moveToDelayed(Date.now() + ms, token);
-  throw new DelayedError();
+/**
+ * A held transfer's job fails with the reason (Bull Board's failed list,
+ * SPEC §7), after recording in its data which hold it reported and the
+ * payment it is about (never a secret): a retry of this job from the board
+ * then sends it back to work.
+ */
+async function reportHold(job: Job, data: JobData<"send-transfer">, t: TransferRow): Promise<never> {
+  await job.updateData({ ...data, heldAt: String(t.held_at?.getTime()), payment: transferJob(t).payment });
+  await logToJob(job, `held (${t.error}): ${t.error_detail ?? ""}`);
+  throw new PermanentError((t.error as ErrorCode | null) ?? "internal", `held: ${t.error_detail ?? t.error}; retry once the cause is fixed, or reject it (payment retry / payment reject)`);
 }
 
 /**
@@ -125,19 +159,30 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
   const waiting = new Set<bigint>();
 
   // 1. signed earlier but never confirmed as broadcast (crash, node down): the same raw transactions again
-  const rows = (await ctx.pool.query("SELECT id, nonce FROM transfer WHERE chain = ? AND from_address = ? AND state = 'signed' ORDER BY nonce", [
-    chain.key,
-    sender,
-  ])) as Pick<TransferRow, "id" | "nonce">[];
-  if (rows.length > 0) {
-    const attempts = await loadAttempts(ctx.pool, rows.map((r) => r.id));
-    const latest = new Map(attempts.map((a) => [a.transfer_id, a]));
-    const items = rows.flatMap((r) => {
-      const a = latest.get(r.id);
-      return a ? [{ transferId: r.id, nonce: a.nonce, hash: a.tx_hash, raw: a.raw_tx }] : [];
-    });
+  const items = await signedFrom(ctx.pool, chain.key, sender);
+  if (items.length > 0) {
     log.info({ sender, count: items.length }, "sender: re-broadcasting signed transactions");
     await broadcastAndRecord(ctx, chain, items, log);
+  }
+
+  // 1b. sweeps of this deposit wallet through the DepositSweeper (EIP-7702): the collection wallet
+  //     carries them, with every other queued sweep of the chain, in one transaction of its own (under
+  //     ITS lease: lock order deposit wallet -> collection wallet, as for the fallback below); what it
+  //     leaves queued is swept the old way in step 2
+  const collectionWallet = chain.config.collection_address;
+  if (collectionWallet && sender !== collectionWallet && ctx.depositSweeper) {
+    const symbols = await queuedSweepSymbols(ctx, chain.key, sender);
+    const sweeper = symbols.length > 0 ? await ctx.depositSweeper(chain.key) : null;
+    if (sweeper) {
+      const lease = await acquire(ctx.redis, senderLockKey(ctx.prefix, chain.key, collectionWallet), LEASE_TTL_MS, COLLECTION_LEASE_WAIT_MS);
+      if (lease) {
+        try {
+          for (const symbol of symbols) await broadcastAndRecord(ctx, chain, await signSweeperBatch(ctx, chain, collectionWallet, sweeper, symbol, log), log);
+        } finally {
+          await lease.release();
+        }
+      }
+    }
   }
 
   // 2. new transfers requested from this address; while full batches keep

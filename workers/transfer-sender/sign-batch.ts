@@ -7,51 +7,71 @@
  *      account nonce at B), the pending nonce, fees, a gas estimate each;
  *   2. one transaction: lock the sender_nonce row and the transfer rows
  *      (FOR UPDATE: a concurrent `remove` waits, or we skip what it
- *      cancelled), read what is already in flight and the 24 h policy usage,
- *      decide each transfer in id order (policy -> would it revert ->
- *      balance and gas, cumulatively), plan consecutive nonces for the ones
- *      that go, sign them, insert their tx_attempt rows, move them to
- *      `signed`, advance sender_nonce with a guarded update, and end the
- *      others (failed / awaiting_approval) with their notifications;
+ *      cancelled), read what is already in flight, the 24 h policy usage and
+ *      the requests' totals, let the pure planner (shared/domain/batch-plan.ts)
+ *      decide each transfer, plan consecutive nonces for the ones that go,
+ *      sign them, and carry the plan out through shared/transfers (signed,
+ *      failed, awaiting approval, held), advancing sender_nonce with a
+ *      guarded update;
  *   3. only after COMMIT does the caller broadcast.
  *
  * A crash before COMMIT leaves nothing (the signatures never left the
  * process); after it, every transfer has its one nonce and raw transaction,
  * which any retry re-broadcasts instead of signing anew.
  *
+ * EIP-7702 batches (the chain's batching resolved "7702" and its
+ * BatchExecutor recorded, see ctx.batchExecutor): once the planner has
+ * decided each transfer as today (policy, holds, funds: per transfer, at
+ * its plain gas), the token payouts it signs are grouped by
+ * planPayoutTxs (shared/domain/delegation-batch-plan.ts) into batches under
+ * the chain's batch_gas_budget. A batch is ONE transaction of the wallet to
+ * itself (BatchExecutor.pay), one nonce, persisted as one tx_attempt row per
+ * member (same hash and raw bytes, its item index) in the same COMMIT; the
+ * broadcast sends it once for all. The wallet's own authorization rides on
+ * the first batch while the wallet does not delegate to the executor yet and
+ * no unmined batch of ours installs it; it takes the nonce after its
+ * transaction's, so the next transaction gets nonce + 2 (sender_nonce moves
+ * past both). Cancellation keeps working per order: a `remove` locks the
+ * rows first and the batch is built only from rows still queued under our
+ * lock; once signed, an order is in its batch for good.
+ *
  * Money in flight: the node's balance at B already reflects every mined
  * transaction with a nonce below the account nonce at B, so what our own
  * signed-but-unmined transactions will still spend is exactly those with
- * nonce >= that account nonce: their amounts and their worst-case gas
- * (gas limit x max fee) are reserved before anything new is signed.
+ * nonce >= that account nonce: their amounts and their worst-case gas are
+ * reserved before anything new is signed. A replacement the node never took
+ * spends nothing: only attempts that went out (or a transfer's first, while
+ * none has) count.
  */
-import type { Pool } from "mariadb";
 import { isError, type SigningKey } from "ethers";
 import type { Logger } from "../../shared/logger.ts";
 import { RetryableError, type ErrorCode } from "../../shared/domain/errors.ts";
 import { decimalToUnits } from "../../shared/domain/amount.ts";
+import { assetOf, type Asset } from "../../shared/domain/assets.ts";
 import { planNonces } from "../../shared/domain/nonce-plan.ts";
-import { suggestFees, capFromGwei, gasLimitFromEstimate, maxGasCost, type Fees } from "../../shared/domain/fees.ts";
-import { decide, policyLimits, type PolicyLimits } from "../../shared/domain/policy.ts";
+import { suggestFees, feeCap, type Fees } from "../../shared/domain/fees.ts";
+import { policyLimits, type PolicyLimits, type PolicyUsage } from "../../shared/domain/policy.ts";
+import { planBatch, spendOf, type Estimate, type PlanCandidate, type PlanDecision } from "../../shared/domain/batch-plan.ts";
+import { planPayoutTxs, type TxUnit } from "../../shared/domain/delegation-batch-plan.ts";
+import { delegationTarget } from "../../shared/adapters/eip7702.ts";
 import { isTransientRpcError } from "../../shared/adapters/chain.ts";
-import { isDuplicateKey, placeholders, type Conn } from "../../shared/adapters/db/sql.ts";
-import { insertAudit, insertNotifications, type AuditEntry } from "../../shared/adapters/db/outbox.ts";
-import type { NotificationDraft } from "../../shared/domain/notifications.ts";
-import type { SenderChain, SenderContext } from "./context.ts";
-import { TRANSFER_COLUMNS, isBusinessKind, transferNotes, type TransferRow } from "./transfer-rows.ts";
-import { assetOf, signCall, transferCall, type Asset } from "./tx-build.ts";
-import type { CallRequest } from "./chain-reads.ts";
+import { affected, inList, inLockedTransaction, isDuplicateKey, type Conn } from "../../shared/adapters/db/sql.ts";
+import { insertAudit } from "../../shared/adapters/db/outbox.ts";
+import type { SenderChain, SenderContext } from "../../shared/transfers/context.ts";
+import { isBusinessKind, loadTransfers, queuedFrom, type TransferRow } from "../../shared/transfers/rows.ts";
+import { signBatchPay, signCall, transferCall } from "../../shared/transfers/tx-build.ts";
+import type { CallRequest } from "../../shared/transfers/chain-reads.ts";
+import type { SignedItem } from "../../shared/transfers/broadcast.ts";
+import { awaitApproval, fail, hold, type Ending } from "../../shared/transfers/transitions.ts";
+import { markSigned, type SignedAttempt } from "../../shared/transfers/chain-transitions.ts";
+import { logToJobs } from "../../shared/jobs/job-log.ts";
+import { phaseClock } from "../../shared/metrics.ts";
 
 export const ACTOR = "transfer-sender";
 /** transfers of one address signed under one lease hold */
 export const MAX_BATCH = 200;
-
-export interface SignedItem {
-  transferId: bigint;
-  nonce: bigint;
-  hash: string;
-  raw: string;
-}
+/** how long a batch waits for the velocity lock another batch holds */
+const VELOCITY_LOCK_WAIT_S = 10;
 
 export interface GasShortSweep {
   row: TransferRow;
@@ -67,28 +87,20 @@ export interface BatchResult {
   deferred: bigint[];
   /** sweeps waiting for gas from the collection wallet */
   gasShort: GasShortSweep[];
+  /** held for an operator (SPEC §7): their jobs report why */
+  held: bigint[];
   /** notifications were written (wake the outbox) */
   notified: boolean;
   /** queued transfers this batch looked at (MAX_BATCH: there may be more) */
   considered: number;
 }
 
-type Estimate = { ok: bigint } | { fail: "reverts" | "funds" };
-
 interface Candidate {
   row: TransferRow;
-  asset: Asset | null;
-  units: bigint | null;
-  call: CallRequest | null;
+  asset: Asset;
+  units: bigint;
+  call: CallRequest;
   estimate: Estimate | null;
-}
-
-interface Ending {
-  row: TransferRow;
-  code: ErrorCode;
-  detail: string;
-  /** the wallet that tried, for the notification's from_address */
-  from: string;
 }
 
 export interface BatchScope {
@@ -101,26 +113,21 @@ export interface BatchScope {
 }
 
 export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, sender: string, scope: BatchScope, log: Logger): Promise<BatchResult> {
-  const result: BatchResult = { signed: [], deferred: [], gasShort: [], notified: false, considered: 0 };
-  const rows = scope.ids
-    ? ((await ctx.pool.query(`SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE id IN (${scope.ids.map(() => "?").join(",")}) AND state = 'queued' ORDER BY id`, scope.ids)) as TransferRow[])
-    : ((await ctx.pool.query(
-        `SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE chain = ? AND requested_from = ? AND state = 'queued'${
-          scope.exclude?.length ? ` AND id NOT IN (${scope.exclude.map(() => "?").join(",")})` : ""
-        } ORDER BY id LIMIT ?`,
-        [chain.key, sender, ...(scope.exclude ?? []), MAX_BATCH],
-      )) as TransferRow[]);
+  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], notified: false, considered: 0 };
+  const mark = phaseClock(ctx.metrics, chain.key);
+  const rows = scope.ids ? await loadTransfers(ctx.pool, scope.ids, { states: ["queued"] }) : await queuedFrom(ctx.pool, chain.key, sender, MAX_BATCH, scope.exclude);
   result.considered = rows.length;
   if (rows.length === 0) return result;
+  mark("select");
   const keystore = ctx.keystore;
   const cfg = chain.config;
   const collection = cfg.collection_address ?? null;
   const fallbackOpen =
     !scope.fallback && cfg.fallback_to_collection && collection !== null && collection !== sender && (await keystore.walletKind(chain.key, collection)) !== null;
 
-  // Ends decided before touching the node: an asset no longer configured, an amount finer than the asset.
+  // Ends decided before touching the node: an asset no longer configured, an amount finer than the asset, a wallet we do not hold.
   const early: Ending[] = [];
-  const candidates: Candidate[] = [];
+  let candidates: Candidate[] = [];
   for (const row of rows) {
     const asset = assetOf(cfg, row.symbol);
     if (!asset) {
@@ -136,246 +143,222 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     }
     candidates.push({ row, asset, units, call: transferCall(asset, sender, row.to_address, units), estimate: null });
   }
-  if ((await keystore.walletKind(chain.key, sender)) === null) {
+  if (candidates.length > 0 && (await keystore.walletKind(chain.key, sender)) === null) {
     for (const c of candidates) early.push({ row: c.row, code: "unknown_wallet", detail: `${sender} is not a wallet of this gateway on ${chain.key}`, from: sender });
-    candidates.length = 0;
+    candidates = [];
   }
 
-  // 1. the node, at one block
-  let fees: Fees = { maxFeePerGas: 0n, maxPriorityFeePerGas: 0n };
-  let ethBalance = 0n;
-  let accountNonce = 0n;
-  let pendingNonce = 0n;
-  const tokenBalance = new Map<string, bigint>();
-  let chainId = 0n;
-  if (candidates.length > 0) {
-    try {
-      const head = await chain.reads.head();
-      const tokens = [...new Set(candidates.filter((c) => c.asset && !c.asset.native).map((c) => (c.asset as { token: string }).token))];
-      const [tip, pending, latest, eth, balances, id] = await Promise.all([
-        chain.reads.tip(),
-        chain.reads.nonce(sender, "pending"),
-        chain.reads.nonce(sender, head.number),
-        chain.reads.ethBalance(sender, head.number),
-        Promise.all(tokens.map((t) => chain.reads.tokenBalance(t, sender, head.number))),
-        chain.chainId(),
-        Promise.all(candidates.map(async (c) => (c.estimate = await estimate(chain, c.call!)))),
-      ]);
-      fees = suggestFees(head.baseFee, tip, capFromGwei(cfg.max_fee_gwei));
-      pendingNonce = pending;
-      accountNonce = latest;
-      ethBalance = eth;
-      tokens.forEach((t, i) => tokenBalance.set(t, balances[i]!));
-      chainId = id;
-    } catch (e) {
-      if (e instanceof RetryableError) throw e;
-      throw new RetryableError(`node unavailable while preparing transfers from ${sender}`, { cause: e });
-    }
-  }
-  const key: SigningKey | null = candidates.length > 0 ? await keystore.signingKey(chain.key, sender) : null;
+  // 1. the node, at one block (and, when token payouts may go out in one batch, whom the wallet delegates to)
+  const executor = candidates.length > 0 && !scope.fallback && ctx.batchExecutor ? await ctx.batchExecutor(chain.key) : null;
+  const node = candidates.length > 0 ? await readNode(chain, sender, candidates, executor !== null) : null;
+  const key: SigningKey | null = node ? await keystore.signingKey(chain.key, sender) : null;
+  mark("node");
   const policyOf = policyTable(ctx, chain);
   // Velocity headroom is shared beyond this address's lease (all wallets for the total; a wallet's
   // transfers paid by the collection wallet for the per-wallet limit): serialise who spends it.
   const needsVelocityLock = candidates.some((c) => {
     if (!isBusinessKind(c.row.kind)) return false;
-    const l = policyOf(c.row.symbol, c.asset!.decimals);
+    const l = policyOf(c.row.symbol, c.asset.decimals);
     return l.velocityTotal !== null || l.velocityPerWallet !== null;
   });
 
-  const notes: NotificationDraft[] = [];
   const ended: { symbol: string; code: ErrorCode }[] = [];
-  await inLockedTransaction(ctx.pool, needsVelocityLock ? `payment:velocity:${chain.key}` : null, async (conn) => {
-    result.signed = [];
-    result.deferred = [];
-    result.gasShort = [];
-    notes.length = 0;
+  await inLockedTransaction(ctx.pool, needsVelocityLock ? `velocity:${chain.key}` : null, VELOCITY_LOCK_WAIT_S, async (conn) => {
+    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], notified: false });
     ended.length = 0;
-    const audit: AuditEntry[] = [];
-    const endings: Ending[] = [...early];
-    const holds: { row: TransferRow; detail: string }[] = [];
+    const step = { actor: ACTOR, nowMs: ctx.now() };
 
-    const stored = (await conn.query("SELECT next_nonce FROM sender_nonce WHERE chain = ? AND address = ? FOR UPDATE", [chain.key, sender])) as {
-      next_nonce: bigint;
-    }[];
-    const live = new Map(
-      ((await conn.query(`SELECT id, state, approved_by FROM transfer WHERE id IN (${rows.map(() => "?").join(",")}) FOR UPDATE`, rows.map((r) => r.id))) as {
-        id: bigint;
-        state: string;
-        approved_by: string | null;
-      }[]).map((r) => [r.id, r]),
-    );
+    const stored = (await conn.query("SELECT next_nonce FROM sender_nonce WHERE chain = ? AND address = ? FOR UPDATE", [chain.key, sender])) as { next_nonce: bigint }[];
+    const live = new Map((await loadTransfers(conn, rows.map((r) => r.id), { forUpdate: true })).map((r) => [r.id, r]));
     const stillQueued = (row: TransferRow) => live.get(row.id)?.state === "queued";
+    const queued = candidates.filter((c) => stillQueued(c.row));
+    mark("lock");
 
-    // what our own unmined transactions will still take from this wallet
-    const inflight = (await conn.query(
-      `SELECT t.symbol, t.amount, MAX(a.gas_limit * a.max_fee_per_gas) AS gas_cost FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id
-       WHERE t.chain = ? AND t.from_address = ? AND t.state IN ('signed', 'sent', 'mined') AND t.nonce >= ? GROUP BY t.id, t.symbol, t.amount`,
-      [chain.key, sender, accountNonce],
-    )) as { symbol: string; amount: string; gas_cost: string }[];
-    let ethFree = ethBalance;
-    const tokenFree = new Map(tokenBalance);
-    for (const f of inflight) {
-      ethFree -= BigInt(f.gas_cost);
-      const asset = assetOf(cfg, f.symbol);
-      if (!asset) continue;
-      if (asset.native) ethFree -= decimalToUnits(f.amount, asset.decimals);
-      else tokenFree.set(asset.token, (tokenFree.get(asset.token) ?? 0n) - decimalToUnits(f.amount, asset.decimals));
-    }
-
-    const usage = await policyUsage(conn, chain.key, candidates.filter((c) => isBusinessKind(c.row.kind)));
-    const toSign: { c: Candidate; gasLimit: bigint }[] = [];
-    for (const c of candidates) {
-      if (!stillQueued(c.row)) continue;
-      const asset = c.asset!;
-      const units = c.units!;
-      const row = c.row;
-      const approved = live.get(row.id)?.approved_by != null;
-      if (isBusinessKind(row.kind)) {
-        const limits = policyOf(row.symbol, asset.decimals);
-        const u = usage.get(row.symbol) ?? { wallet: 0n, total: 0n };
-        const d = decide({ amount: units, to: row.to_address, approved }, limits, u);
-        const base = { actor: ACTOR, queueId: row.queue_id, orderId: row.order_id || null, address: row.requested_from, subjectType: "transfer", subjectId: row.id };
-        if (d.action === "reject") {
-          audit.push({ ...base, event: "policy.rejected", data: { rule: d.rule, detail: d.detail } });
-          endings.push({ row, code: "policy_rejected", detail: d.detail, from: row.requested_from });
-          continue;
-        }
-        if (d.action === "hold") {
-          audit.push({ ...base, event: "policy.held", data: { rule: d.rule, detail: d.detail } });
-          holds.push({ row, detail: d.detail });
-          continue;
-        }
-        audit.push({ ...base, event: "policy.allowed", data: { approved_by: live.get(row.id)?.approved_by ?? null, sender } });
-      }
-      const est = c.estimate!;
-      const tokenHave = asset.native ? ethFree : (tokenFree.get(asset.token) ?? 0n);
-      let short: "insufficient_balance" | "insufficient_gas" | null = null;
-      let gasLimit = 0n;
-      let needEth = 0n;
-      if (units > tokenHave) short = "insufficient_balance";
-      else if ("fail" in est && est.fail === "reverts") {
-        endings.push({ row, code: "reverted", detail: "the transfer would revert on chain (gas estimation failed); nothing was sent", from: sender });
-        continue;
-      } else if ("fail" in est) short = "insufficient_gas";
-      else {
-        gasLimit = gasLimitFromEstimate(est.ok);
-        needEth = maxGasCost(gasLimit, fees) + (asset.native ? units : 0n);
-        if (needEth > ethFree) short = asset.native && units > ethFree ? "insufficient_balance" : "insufficient_gas";
-      }
-      if (short) {
-        if (fallbackOpen && isBusinessKind(row.kind)) result.deferred.push(row.id);
-        else if (row.kind === "sweep" && short === "insufficient_gas" && !scope.fallback) {
-          result.gasShort.push({ row, need: needEth > 0n ? needEth : maxGasCost(100_000n, fees), have: ethFree > 0n ? ethFree : 0n });
-        } else {
-          const what = short === "insufficient_balance" ? `${row.symbol} balance` : `${cfg.native_symbol} for gas`;
-          endings.push({ row, code: short, detail: `${sender} has too little ${what}${scope.fallback ? " (collection wallet fallback)" : ""}`, from: sender });
-        }
-        continue;
-      }
-      if (asset.native) ethFree -= needEth;
-      else {
-        ethFree -= needEth;
-        tokenFree.set(asset.token, tokenHave - units);
-      }
-      if (isBusinessKind(row.kind)) {
-        const u = usage.get(row.symbol) ?? { wallet: 0n, total: 0n };
-        usage.set(row.symbol, { wallet: u.wallet + units, total: u.total + units });
-      }
-      toSign.push({ c, gasLimit });
-    }
-
-    // nonces, signatures, and the rows that make them permanent
-    if (toSign.length > 0) {
-      const plan = planNonces(stored[0]?.next_nonce ?? null, pendingNonce, toSign.length);
-      if (plan.skipped > 0n) {
-        log.warn({ sender, skipped: plan.skipped.toString(), from: plan.first.toString() }, "sender: the chain is ahead of our nonce counter (key used elsewhere?); skipping ahead");
-        audit.push({ actor: ACTOR, event: "nonce.skipped", address: sender, data: { skipped: plan.skipped, first: plan.first } });
-      }
-      const attempts = toSign.map(({ c, gasLimit }, i) => {
-        const nonce = plan.nonces[i]!;
-        const signed = signCall(key!, chainId, nonce, c.call!, gasLimit, fees);
-        return { c, gasLimit, nonce, ...signed };
-      });
-      if (stored.length === 0) {
-        try {
-          await conn.query("INSERT INTO sender_nonce (chain, address, next_nonce, updated_at) VALUES (?, ?, ?, NOW(3))", [chain.key, sender, plan.next]);
-        } catch (e) {
-          if (isDuplicateKey(e)) throw new RetryableError(`another process created the nonce counter of ${sender} first`, { cause: e });
-          throw e;
-        }
-      } else {
-        const res = (await conn.query("UPDATE sender_nonce SET next_nonce = ?, updated_at = NOW(3) WHERE chain = ? AND address = ? AND next_nonce = ?", [
-          plan.next,
-          chain.key,
+    let plan: PlanDecision[] = [];
+    let planFacts: { ethFree: bigint; candidates: PlanCandidate[] } | null = null;
+    if (node && queued.length > 0) {
+      const free = await freeFunds(conn, chain, sender, node);
+      const business = queued.filter((c) => isBusinessKind(c.row.kind));
+      const planCandidates: PlanCandidate[] = queued.map((c) => ({
+        id: c.row.id,
+        business: isBusinessKind(c.row.kind),
+        sweep: c.row.kind === "sweep",
+        asset: c.asset,
+        units: c.units,
+        to: c.row.to_address,
+        approved: live.get(c.row.id)?.approved_by != null,
+        request: requestKey(c.row),
+        estimate: c.estimate!,
+      }));
+      planFacts = { ethFree: free.eth, candidates: planCandidates };
+      plan = planBatch(
+        {
           sender,
-          stored[0]!.next_nonce,
-        ])) as { affectedRows: number };
-        if (Number(res.affectedRows) !== 1) throw new RetryableError(`nonce counter of ${sender} moved under us`);
-      }
-      await conn.query(
-        `INSERT INTO tx_attempt (transfer_id, chain, from_address, nonce, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, gas_limit, state) VALUES ${placeholders(attempts.length, 10)}`,
-        attempts.flatMap((a) => [a.c.row.id, chain.key, sender, a.nonce, a.hash, a.raw, fees.maxFeePerGas, fees.maxPriorityFeePerGas, a.gasLimit, "signed"]),
+          nativeSymbol: cfg.native_symbol,
+          nativeDecimals: cfg.native_decimals,
+          fees: node.fees,
+          ethFree: free.eth,
+          tokenFree: free.tokens,
+          limits: (symbol) => policyOf(symbol, assetOf(cfg, symbol)!.decimals),
+          usage: await policyUsage(conn, chain.key, business),
+          requestTotals: await requestTotals(conn, business),
+          fallback: scope.fallback,
+          fallbackOpen,
+          holdShortfalls: cfg.hold_s > 0,
+        },
+        planCandidates,
       );
-      const ids = attempts.map((a) => a.c.row.id);
-      const moved = (await conn.query(
-        `UPDATE transfer t JOIN tx_attempt a ON a.transfer_id = t.id
-         SET t.state = 'signed', t.from_address = a.from_address, t.nonce = a.nonce, t.tx_hash = a.tx_hash, t.updated_at = NOW(3)
-         WHERE t.id IN (${ids.map(() => "?").join(",")}) AND t.state = 'queued'`,
-        ids,
-      )) as { affectedRows: number };
-      // The rows are locked FOR UPDATE above, so this can only fail on a bug; never commit a half batch.
-      if (Number(moved.affectedRows) !== attempts.length) throw new Error(`signed ${attempts.length} transfers but moved ${moved.affectedRows}`);
-      for (const a of attempts) {
-        audit.push({
-          actor: ACTOR,
-          event: "transfer.signed",
-          queueId: a.c.row.queue_id,
-          orderId: a.c.row.order_id || null,
-          address: sender,
-          subjectType: "transfer",
-          subjectId: a.c.row.id,
-          data: { nonce: a.nonce, tx_hash: a.hash, max_fee_per_gas: fees.maxFeePerGas, max_priority_fee_per_gas: fees.maxPriorityFeePerGas, gas_limit: a.gasLimit, fallback: scope.fallback },
-        });
-        result.signed.push({ transferId: a.c.row.id, nonce: a.nonce, hash: a.hash, raw: a.raw });
-      }
     }
 
-    // transfers that end here
-    const nowMs = ctx.now();
-    for (const e of endings) {
-      if (!stillQueued(e.row)) continue;
-      const res = (await conn.query(
-        "UPDATE transfer SET state = 'failed', error = ?, error_detail = ?, finalized_at = NOW(3), updated_at = NOW(3) WHERE id = ? AND state = 'queued'",
-        [e.code, e.detail.slice(0, 512), e.row.id],
-      )) as { affectedRows: number };
-      if (Number(res.affectedRows) !== 1) continue;
-      ended.push({ symbol: e.row.symbol, code: e.code });
-      notes.push(...transferNotes(e.row, 0, nowMs, { fromAddress: e.from }, e.code, e.detail));
-      audit.push({
-        actor: ACTOR,
-        event: "transfer.failed",
-        queueId: e.row.queue_id,
-        orderId: e.row.order_id || null,
-        address: e.row.requested_from,
-        subjectType: "transfer",
-        subjectId: e.row.id,
-        data: { error: e.code, detail: e.detail },
+    mark("plan");
+    // nonces, signatures, and the rows that make them permanent
+    const byId = new Map(queued.map((c) => [c.row.id, c]));
+    const toSign = plan.flatMap((d) => (d.action === "sign" ? [{ c: byId.get(d.id)!, gasLimit: d.gasLimit }] : []));
+    if (toSign.length > 0) {
+      // One transaction per transfer, or (EIP-7702) token payouts of this wallet in batches, one nonce each.
+      const units: TxUnit<number>[] =
+        executor && planFacts
+          ? planPayoutTxs(
+              toSign.map(({ c, gasLimit }, i) => ({
+                id: i,
+                // a transfer signed without a gas estimate of its own (none today) goes alone
+                business: isBusinessKind(c.row.kind) && c.estimate !== null && "ok" in c.estimate,
+                token: c.asset.native ? null : c.asset.token,
+                units: c.units,
+                estimate: c.estimate !== null && "ok" in c.estimate ? c.estimate.ok : 0n,
+                plainGasLimit: gasLimit,
+              })),
+              {
+                wallet: sender,
+                gasBudget: BigInt(cfg.batch_gas_budget),
+                maxItems: MAX_BATCH,
+                maxFeePerGas: node!.fees.maxFeePerGas,
+                ethSpare: planFacts.ethFree - spendOf(plan, planFacts.candidates, node!.fees).eth,
+              },
+            )
+          : toSign.map((_, i) => ({ kind: "single", id: i }));
+      // The wallet's own authorization rides on the first batch while the wallet does not delegate to the
+      // executor yet and no unmined transaction of ours installs it already. It uses a nonce of its own
+      // (the transaction's nonce + 1): the next transaction after that batch takes nonce + 2.
+      const firstBatch = units.findIndex((u) => u.kind === "batch");
+      const authAt = firstBatch >= 0 && node!.delegatesTo !== executor && !(await authorizationInFlight(conn, chain.key, sender, node!.accountNonce)) ? firstBatch : -1;
+      const nonces = planNonces(stored[0]?.next_nonce ?? null, node!.pendingNonce, units.length + (authAt >= 0 ? 1 : 0));
+      const nonceOf = (k: number) => nonces.nonces[authAt >= 0 && k > authAt ? k + 1 : k]!;
+      if (nonces.skipped > 0n) {
+        log.warn({ sender, skipped: nonces.skipped.toString(), from: nonces.first.toString() }, "sender: the chain is ahead of our nonce counter (key used elsewhere?); skipping ahead");
+        await insertAudit(conn, [{ actor: ACTOR, event: "nonce.skipped", address: sender, data: { skipped: nonces.skipped, first: nonces.first } }]);
+      }
+      const allowed = (c: Candidate) => (isBusinessKind(c.row.kind) ? [{ event: "policy.allowed", data: { approved_by: live.get(c.row.id)?.approved_by ?? null, sender } }] : []);
+      const attempts: SignedAttempt[] = units.flatMap((u, k) => {
+        const nonce = nonceOf(k);
+        if (u.kind === "single") {
+          const { c, gasLimit } = toSign[u.id]!;
+          return [{ row: c.row, gasLimit, nonce, audit: allowed(c), ...signCall(key!, node!.chainId, nonce, c.call, gasLimit, node!.fees) }];
+        }
+        // ONE signed transaction for every member, persisted for each of them before anything is broadcast
+        const members = u.ids.map((i) => toSign[i]!.c);
+        const tx = signBatchPay(key!, {
+          chainId: node!.chainId,
+          nonce,
+          wallet: sender,
+          delegateTo: k === authAt ? executor! : null,
+          token: u.token,
+          items: members.map((c) => ({ to: c.row.to_address, amount: c.units })),
+          gasLimit: u.gasLimit,
+          fees: node!.fees,
+        });
+        return members.map((c, index) => ({ row: c.row, gasLimit: u.gasLimit, nonce, audit: allowed(c), batch: { index, size: members.length }, ...tx }));
       });
+      mark("sign");
+      await advanceNonce(conn, chain.key, sender, stored[0]?.next_nonce ?? null, nonces.next);
+      await markSigned(conn, chain.key, sender, attempts, node!.fees, { ...step, fallback: scope.fallback });
+      result.signed = attempts.map((a) => ({ transferId: a.row.id, nonce: a.nonce, hash: a.hash, raw: a.raw }));
     }
-    for (const h of holds) {
-      await conn.query("UPDATE transfer SET state = 'awaiting_approval', error_detail = ?, updated_at = NOW(3) WHERE id = ? AND state = 'queued'", [
-        h.detail.slice(0, 512),
-        h.row.id,
-      ]);
+
+    // transfers that end, wait or step aside here
+    const endings: Ending[] = early.filter((e) => stillQueued(e.row));
+    const approvals: { row: TransferRow; rule: string; detail: string }[] = [];
+    for (const d of plan) {
+      const c = byId.get(d.id)!;
+      switch (d.action) {
+        case "fail":
+          endings.push({ row: c.row, code: d.code, detail: d.detail, from: d.rule ? c.row.requested_from : sender, audit: d.rule ? [{ event: "policy.rejected", data: { rule: d.rule, detail: d.detail } }] : [] });
+          break;
+        case "await-approval":
+          approvals.push({ row: c.row, rule: d.rule, detail: d.detail });
+          break;
+        case "hold":
+          if (await hold(conn, c.row, d.code, d.detail, step)) result.held.push(c.row.id);
+          break;
+        case "defer":
+          result.deferred.push(c.row.id);
+          break;
+        case "gas-short":
+          result.gasShort.push({ row: c.row, need: d.need, have: d.have });
+          break;
+      }
     }
-    await insertNotifications(conn, notes);
-    await insertAudit(conn, audit);
+    const failed = await fail(conn, endings, step);
+    for (const t of failed) ended.push({ symbol: t.symbol, code: endings.find((e) => e.row.id === t.id)!.code });
+    await awaitApproval(conn, approvals, step);
+    result.notified = failed.some((t) => isBusinessKind(t.kind));
   });
 
+  mark("persist");
   for (const e of ended) ctx.metrics.transfers.inc({ chain: chain.key, symbol: e.symbol, status: e.code });
-  result.notified = notes.length > 0;
-  if (result.signed.length > 0) log.info({ sender, signed: result.signed.length, first_nonce: result.signed[0]!.nonce.toString() }, "sender: batch signed");
+  if (result.signed.length > 0) {
+    const members = new Map<string, number>();
+    for (const x of result.signed) members.set(x.hash, (members.get(x.hash) ?? 0) + 1);
+    log.info({ sender, signed: result.signed.length, transactions: members.size, first_nonce: result.signed[0]!.nonce.toString() }, "sender: batch signed");
+    const by = scope.fallback ? ` (the collection wallet pays it: ${sender})` : ` from ${sender}`;
+    const inBatch = (hash: string) => (members.get(hash)! > 1 ? ` (one EIP-7702 batch of ${members.get(hash)} payouts)` : "");
+    await logToJobs(ctx.queues, "send-transfer", result.signed.map((s) => ({ id: s.transferId, line: `signed: nonce ${s.nonce}${by}, tx ${s.hash}${inBatch(s.hash)}` })), log);
+    mark("job-logs");
+  }
+  if (result.held.length > 0) log.warn({ sender, held: result.held.length }, "sender: transfers held for an operator (no wallet can pay them)");
   return result;
+}
+
+interface NodeFacts {
+  fees: Fees;
+  chainId: bigint;
+  pendingNonce: bigint;
+  /** the account nonce at the block of the balances */
+  accountNonce: bigint;
+  eth: bigint;
+  tokens: Map<string, bigint>;
+  /** the contract the wallet delegates to (EIP-7702) at the block, lowercase, or null (read only when batching) */
+  delegatesTo: string | null;
+}
+
+/** Everything the batch needs from the node, at one block; every candidate's gas estimate is filled in. */
+async function readNode(chain: SenderChain, sender: string, candidates: Candidate[], withDelegation: boolean): Promise<NodeFacts> {
+  try {
+    const head = await chain.reads.head();
+    const tokens = [...new Set(candidates.flatMap((c) => (c.asset.native ? [] : [c.asset.token])))];
+    const [tip, pending, latest, eth, balances, id, , code] = await Promise.all([
+      chain.reads.tip(),
+      chain.reads.nonce(sender, "pending"),
+      chain.reads.nonce(sender, head.number),
+      chain.reads.ethBalance(sender, head.number),
+      Promise.all(tokens.map((t) => chain.reads.tokenBalance(t, sender, head.number))),
+      chain.chainId(),
+      Promise.all(candidates.map(async (c) => (c.estimate = await estimate(chain, c.call)))),
+      withDelegation ? chain.reads.code(sender, head.number) : Promise.resolve("0x"),
+    ]);
+    return {
+      fees: suggestFees(head.baseFee, tip, feeCap(chain.config, head.baseFee, tip)),
+      chainId: id,
+      pendingNonce: pending,
+      accountNonce: latest,
+      eth,
+      tokens: new Map(tokens.map((t, i) => [t, balances[i]!])),
+      delegatesTo: delegationTarget(code),
+    };
+  } catch (e) {
+    if (e instanceof RetryableError) throw e;
+    throw new RetryableError(`node unavailable while preparing transfers from ${sender}`, { cause: e });
+  }
 }
 
 async function estimate(chain: SenderChain, call: CallRequest): Promise<Estimate> {
@@ -395,6 +378,71 @@ async function estimate(chain: SenderChain, call: CallRequest): Promise<Estimate
   }
 }
 
+/**
+ * What the wallet has free at the block of `node`: its balances minus what
+ * our own unmined transactions (nonce >= the account nonce there) will still
+ * take. Gas is reserved per transfer at the highest fee of an attempt the
+ * node took, or at its first attempt's while none was taken: a replacement
+ * the node refused can never be mined, so it reserves nothing.
+ */
+export async function freeFunds(conn: Conn, chain: SenderChain, sender: string, node: Pick<NodeFacts, "accountNonce" | "eth" | "tokens">): Promise<{ eth: bigint; tokens: Map<string, bigint> }> {
+  // Gas per transaction (per nonce: the members of a batch share one), amounts per transfer.
+  const [gas, inflight] = await Promise.all([
+    conn.query(
+      `SELECT t.nonce,
+              COALESCE(MAX(CASE WHEN a.broadcast_at IS NOT NULL THEN a.gas_limit * a.max_fee_per_gas END), MIN(a.gas_limit * a.max_fee_per_gas)) AS gas_cost
+       FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id
+       WHERE t.chain = ? AND t.from_address = ? AND t.state IN ('signed', 'sent', 'mined') AND t.nonce >= ? GROUP BY t.nonce`,
+      [chain.key, sender, node.accountNonce],
+    ) as Promise<{ gas_cost: string }[]>,
+    // a sweep the collection wallet carries through the DepositSweeper moves the deposit wallet's tokens, not its own
+    conn.query(
+      "SELECT symbol, amount FROM transfer WHERE chain = ? AND from_address = ? AND state IN ('signed', 'sent', 'mined') AND nonce >= ? AND NOT (kind = 'sweep' AND requested_from <> from_address)",
+      [chain.key, sender, node.accountNonce],
+    ) as Promise<{ symbol: string; amount: string }[]>,
+  ]);
+  let eth = node.eth;
+  const tokens = new Map(node.tokens);
+  for (const g of gas) eth -= BigInt(g.gas_cost);
+  for (const f of inflight) {
+    const asset = assetOf(chain.config, f.symbol);
+    if (!asset) continue;
+    if (asset.native) eth -= decimalToUnits(f.amount, asset.decimals);
+    else tokens.set(asset.token, (tokens.get(asset.token) ?? 0n) - decimalToUnits(f.amount, asset.decimals));
+  }
+  return { eth, tokens };
+}
+
+/**
+ * Whether an unmined transaction of ours (nonce >= the account nonce at the
+ * node's block) carries the wallet's authorization already: a batch signed
+ * as type 4 (only batches carry one, on their first item's attempt row). It
+ * is processed before any later nonce can be, so later batches need none.
+ */
+async function authorizationInFlight(conn: Conn, chain: string, sender: string, accountNonce: bigint): Promise<boolean> {
+  const rows = (await conn.query(
+    `SELECT 1 AS x FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id
+     WHERE t.chain = ? AND t.from_address = ? AND t.state IN ('signed', 'sent', 'mined') AND t.nonce >= ? AND a.batch_index = 0 AND a.raw_tx LIKE '0x04%' LIMIT 1`,
+    [chain, sender, accountNonce],
+  )) as unknown[];
+  return rows.length > 0;
+}
+
+/** Move sender_nonce from what we read under its row lock to `next` (guarded: it must not have moved). */
+export async function advanceNonce(conn: Conn, chain: string, sender: string, stored: bigint | null, next: bigint): Promise<void> {
+  if (stored === null) {
+    try {
+      await conn.query("INSERT INTO sender_nonce (chain, address, next_nonce, updated_at) VALUES (?, ?, ?, NOW(3))", [chain, sender, next]);
+    } catch (e) {
+      if (isDuplicateKey(e)) throw new RetryableError(`another process created the nonce counter of ${sender} first`, { cause: e });
+      throw e;
+    }
+    return;
+  }
+  const res = await conn.query("UPDATE sender_nonce SET next_nonce = ?, updated_at = NOW(3) WHERE chain = ? AND address = ? AND next_nonce = ?", [next, chain, sender, stored]);
+  if (affected(res) !== 1) throw new RetryableError(`nonce counter of ${sender} moved under us`);
+}
+
 function policyTable(ctx: SenderContext, chain: SenderChain) {
   const cache = new Map<string, PolicyLimits>();
   return (symbol: string, decimals: number) => {
@@ -404,19 +452,41 @@ function policyTable(ctx: SenderContext, chain: SenderChain) {
   };
 }
 
+/** A request's policy identity: its request row (every order of a pay), or the transfer alone. */
+const requestKey = (t: Pick<TransferRow, "id" | "request_id">) => (t.request_id !== null ? `r${t.request_id}` : `t${t.id}`);
+
+/** The base units of every transfer of each candidate's request (the policy's cap and threshold apply to these totals). */
+async function requestTotals(conn: Conn, business: Candidate[]): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>();
+  const requests = [...new Set(business.flatMap((c) => (c.row.request_id !== null ? [c.row.request_id] : [])))];
+  if (requests.length > 0) {
+    const rows = (await conn.query(`SELECT request_id, symbol, SUM(amount) AS total FROM transfer WHERE request_id IN (${inList(requests.length)}) GROUP BY request_id, symbol`, requests)) as {
+      request_id: bigint;
+      symbol: string;
+      total: string;
+    }[];
+    for (const r of rows) {
+      const c = business.find((x) => x.row.request_id === r.request_id && x.row.symbol === r.symbol)!;
+      out.set(`r${r.request_id}`, decimalToUnits(r.total, c.asset.decimals));
+    }
+  }
+  for (const c of business) if (!out.has(requestKey(c.row))) out.set(requestKey(c.row), c.units);
+  return out;
+}
+
 /**
  * Rolling 24 h usage per symbol of the candidates' requesting wallet and of
  * all wallets: withdraw/pay transfers signed or beyond (not failed or
  * cancelled), timed by when they were sent (or signed, until sent).
  */
-async function policyUsage(conn: Conn, chain: string, business: Candidate[]) {
-  const out = new Map<string, { wallet: bigint; total: bigint }>();
+async function policyUsage(conn: Conn, chain: string, business: Candidate[]): Promise<Map<string, PolicyUsage>> {
+  const out = new Map<string, PolicyUsage>();
   if (business.length === 0) return out;
   const wallet = business[0]!.row.requested_from;
   const symbols = [...new Set(business.map((c) => c.row.symbol))];
   // Two branches so each uses the (chain, sent_at) index: rows sent in the
   // last 24 h, and rows signed but not yet marked sent (sent_at NULL).
-  const inSymbols = symbols.map(() => "?").join(",");
+  const inSymbols = inList(symbols.length);
   const rows = (await conn.query(
     `SELECT symbol, COALESCE(SUM(amount), 0) AS total, COALESCE(SUM(CASE WHEN requested_from = ? THEN amount ELSE 0 END), 0) AS wallet
      FROM (
@@ -433,41 +503,7 @@ async function policyUsage(conn: Conn, chain: string, business: Candidate[]) {
   )) as { symbol: string; total: string; wallet: string }[];
   for (const r of rows) {
     const c = business.find((x) => x.row.symbol === r.symbol)!;
-    out.set(r.symbol, { wallet: decimalToUnits(r.wallet, c.asset!.decimals), total: decimalToUnits(r.total, c.asset!.decimals) });
+    out.set(r.symbol, { wallet: decimalToUnits(r.wallet, c.asset.decimals), total: decimalToUnits(r.total, c.asset.decimals) });
   }
   return out;
-}
-
-/**
- * A transaction, optionally under a MySQL named lock held until after
- * COMMIT (velocity limits span more than one sending address, so two
- * batches must not both spend the same headroom). Deadlocks and
- * lock-wait timeouts are retried: nothing of a rolled-back attempt escaped.
- */
-async function inLockedTransaction(pool: Pool, lockName: string | null, fn: (conn: Conn) => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const conn = await pool.getConnection();
-    let locked = false;
-    try {
-      if (lockName) {
-        const got = (await conn.query("SELECT GET_LOCK(?, 10) AS ok", [lockName])) as { ok: bigint | number | null }[];
-        if (Number(got[0]?.ok) !== 1) throw new RetryableError(`busy: could not take ${lockName}`);
-        locked = true;
-      }
-      await conn.beginTransaction();
-      try {
-        await fn(conn);
-        await conn.commit();
-        return;
-      } catch (e) {
-        await conn.rollback().catch(() => undefined);
-        const errno = (e as { errno?: number }).errno;
-        if ((errno === 1213 || errno === 1205) && attempt < 4) continue;
-        throw e;
-      }
-    } finally {
-      if (locked) await conn.query("SELECT RELEASE_LOCK(?)", [lockName]).catch(() => undefined);
-      await conn.release().catch(() => undefined);
-    }
-  }
 }

@@ -10,7 +10,8 @@
  */
 import { decimalToUnits, formatUnits } from "../../domain/amount.ts";
 import type { DepositState, FoundDeposit, MoveStep, StoredDeposit } from "../../domain/deposit-match.ts";
-import type { Conn } from "./sql.ts";
+import type { TxSender } from "../../domain/chain-transfers.ts";
+import { affected, inList, type Conn } from "./sql.ts";
 
 /** decimals of a chain's asset, by symbol */
 export type DecimalsOf = (symbol: string) => number;
@@ -50,7 +51,7 @@ export async function lockDepositsOfTxs(conn: Conn, chain: string, txHashes: str
   const unique = [...new Set(txHashes)];
   if (unique.length === 0) return [];
   const rows = (await conn.query(
-    `SELECT ${COLUMNS} FROM deposit WHERE chain = ? AND tx_hash IN (${unique.map(() => "?").join(", ")}) FOR UPDATE`,
+    `SELECT ${COLUMNS} FROM deposit WHERE chain = ? AND tx_hash IN (${inList(unique.length)}) FOR UPDATE`,
     [chain, ...unique],
   )) as DepositDbRow[];
   return rows.map((r) => toStored(r, decimalsOf));
@@ -59,6 +60,8 @@ export async function lockDepositsOfTxs(conn: Conn, chain: string, txHashes: str
 export interface NewDeposit {
   found: FoundDeposit;
   queueId: string | null;
+  /** the transaction's sender and nonce, when known */
+  tx?: TxSender | null;
   confirmations: number;
 }
 
@@ -66,9 +69,9 @@ export interface NewDeposit {
 export async function insertDeposits(conn: Conn, chain: string, rows: NewDeposit[], decimalsOf: DecimalsOf): Promise<string[]> {
   if (rows.length === 0) return [];
   const res = (await conn.query(
-    `INSERT INTO deposit (chain, symbol, tx_hash, log_index, block_number, block_hash, from_address, to_address, amount, queue_id, state, confirmations, updated_at)
-     VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'seen', ?, NOW(3))").join(", ")} RETURNING id`,
-    rows.flatMap(({ found: f, queueId, confirmations }) => [
+    `INSERT INTO deposit (chain, symbol, tx_hash, log_index, block_number, block_hash, from_address, to_address, amount, queue_id, tx_from, tx_nonce, state, confirmations, updated_at)
+     VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'seen', ?, NOW(3))").join(", ")} RETURNING id`,
+    rows.flatMap(({ found: f, queueId, tx, confirmations }) => [
       chain,
       f.symbol,
       f.txHash,
@@ -79,6 +82,8 @@ export async function insertDeposits(conn: Conn, chain: string, rows: NewDeposit
       f.to,
       formatUnits(f.units, decimalsOf(f.symbol)),
       queueId,
+      tx?.from ?? null,
+      tx?.nonce ?? null,
       confirmations,
     ]),
   )) as { id: bigint }[];
@@ -96,7 +101,7 @@ export class StaleDepositError extends Error {
  */
 export async function applyMoveSteps(conn: Conn, steps: MoveStep[]): Promise<void> {
   for (const s of steps) {
-    const res = (await conn.query(
+    const res = await conn.query(
       s.final
         ? `UPDATE deposit SET log_index = ?, block_number = ?, block_hash = ?, confirmations = 0, updated_at = NOW(3)
            WHERE id = ? AND state = 'seen' AND log_index = ? AND block_hash = ?`
@@ -104,8 +109,8 @@ export async function applyMoveSteps(conn: Conn, steps: MoveStep[]): Promise<voi
       s.final
         ? [s.toLogIndex, s.move.to.blockNumber, s.move.to.blockHash, s.id, s.fromLogIndex, s.move.fromBlockHash]
         : [s.toLogIndex, s.id, s.fromLogIndex, s.move.fromBlockHash],
-    )) as { affectedRows: number };
-    if (Number(res.affectedRows) !== 1) throw new StaleDepositError(`deposit ${s.id} changed while it was being moved`);
+    );
+    if (affected(res) !== 1) throw new StaleDepositError(`deposit ${s.id} changed while it was being moved`);
   }
 }
 
@@ -126,15 +131,24 @@ export interface DepositRecord extends StoredDeposit {
   amount: string;
   queueId: string | null;
   confirmations: number;
+  /** the transaction's sender and nonce (null on rows stored before they were recorded) */
+  tx: TxSender | null;
 }
 
-type RecordDbRow = DepositDbRow & { chain: string; queue_id: string | null; confirmations: number };
-const RECORD_COLUMNS = `chain, queue_id, confirmations, ${COLUMNS}`;
+type RecordDbRow = DepositDbRow & { chain: string; queue_id: string | null; confirmations: number; tx_from: string | null; tx_nonce: bigint | null };
+const RECORD_COLUMNS = `chain, queue_id, confirmations, tx_from, tx_nonce, ${COLUMNS}`;
 
 function toRecord(r: RecordDbRow, decimalsOf: (chain: string, symbol: string) => number): DepositRecord {
   const decimals = decimalsOf(r.chain, r.symbol);
   const stored = toStored(r, () => decimals);
-  return { ...stored, chain: r.chain, amount: formatUnits(stored.units, decimals), queueId: r.queue_id, confirmations: Number(r.confirmations) };
+  return {
+    ...stored,
+    chain: r.chain,
+    amount: formatUnits(stored.units, decimals),
+    queueId: r.queue_id,
+    confirmations: Number(r.confirmations),
+    tx: r.tx_from !== null && r.tx_nonce !== null ? { from: r.tx_from, nonce: Number(r.tx_nonce) } : null,
+  };
 }
 
 /** One deposit by id (optionally locked), or null. */
@@ -167,7 +181,7 @@ export async function seenDepositsOfBlock(
 export async function lockDepositPositions(conn: Conn, ids: string[]): Promise<Map<string, { state: DepositState; blockHash: string; logIndex: number }>> {
   const out = new Map<string, { state: DepositState; blockHash: string; logIndex: number }>();
   if (ids.length === 0) return out;
-  const rows = (await conn.query(`SELECT id, state, block_hash, log_index FROM deposit WHERE id IN (${ids.map(() => "?").join(", ")}) ORDER BY id FOR UPDATE`, ids)) as {
+  const rows = (await conn.query(`SELECT id, state, block_hash, log_index FROM deposit WHERE id IN (${inList(ids.length)}) ORDER BY id FOR UPDATE`, ids)) as {
     id: bigint;
     state: DepositState;
     block_hash: string;

@@ -5,7 +5,7 @@
  * retried job, a second worker) a no-op instead of a second notification.
  */
 import type { NotificationDraft } from "../../domain/notifications.ts";
-import { placeholders, type Conn } from "./sql.ts";
+import { affected, placeholders, type Conn } from "./sql.ts";
 
 export async function insertNotifications(conn: Conn, drafts: NotificationDraft[]): Promise<number> {
   if (drafts.length === 0) return 0;
@@ -14,7 +14,7 @@ export async function insertNotifications(conn: Conn, drafts: NotificationDraft[
     `INSERT IGNORE INTO notification (kind, dedupe_key, queue_id, address, status, body, state) VALUES ${placeholders(drafts.length, 7)}`,
     values,
   );
-  return Number((res as { affectedRows: number }).affectedRows);
+  return affected(res);
 }
 
 export interface AuditEntry {

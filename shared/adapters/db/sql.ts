@@ -8,6 +8,7 @@
  * for the caller's job/consumer to retry later.
  */
 import type * as mariadb from "mariadb";
+import { RetryableError } from "../../domain/errors.ts";
 
 export type Conn = mariadb.PoolConnection;
 
@@ -21,17 +22,49 @@ export function isDuplicateKey(e: unknown): boolean {
   return errnoOf(e) === DUPLICATE_KEY;
 }
 
-/** Connection-level failures: the server restarted or is unreachable. */
+/**
+ * Server-side errors that say the database, not the statement, is at fault:
+ * shutting down (1053), connection killed (1927), query interrupted (1317),
+ * read-only after a failover (1290), disk or table full (1021, 1114), too
+ * many connections (1040).
+ */
+const SERVER_FAULTS = new Set([DEADLOCK, LOCK_WAIT_TIMEOUT, 1053, 1927, 1317, 1290, 1021, 1114, 1040]);
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ER_GET_CONNECTION_TIMEOUT",
+  "ER_CONNECTION_TIMEOUT",
+  "ER_SOCKET_UNEXPECTED_CLOSE",
+  "ER_CLOSING_POOL",
+  "ER_CONNECTION_ALREADY_CLOSED",
+  "ER_POOL_ALREADY_CLOSED",
+]);
+
+/**
+ * An infrastructure fault of the database (unreachable, restarting, locked,
+ * full): doing the same work again later can succeed. Anything else a
+ * statement fails with (data too long, bad value, constraint) is caused by
+ * what was written, and retrying it unchanged fails forever. Classified by
+ * the driver's errno/code/SQLSTATE class (08: connection exception), never
+ * by message text.
+ */
 export function isTransientDbError(e: unknown): boolean {
-  const err = e as { fatal?: boolean; code?: string; errno?: number } | null;
-  if (!err) return false;
-  if (err.errno === DEADLOCK || err.errno === LOCK_WAIT_TIMEOUT) return true;
+  const err = e as { fatal?: boolean; code?: string; errno?: number; sqlState?: string } | null;
+  if (!err || typeof err !== "object") return false;
   return (
     err.fatal === true ||
-    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ER_GET_CONNECTION_TIMEOUT", "ER_CONNECTION_TIMEOUT", "ER_SOCKET_UNEXPECTED_CLOSE", "ER_CLOSING_POOL"].includes(
-      err.code ?? "",
-    )
+    (err.errno !== undefined && SERVER_FAULTS.has(err.errno)) ||
+    CONNECTION_CODES.has(err.code ?? "") ||
+    (typeof err.sqlState === "string" && err.sqlState.startsWith("08"))
   );
+}
+
+/** Rows an INSERT/UPDATE/DELETE changed (the OK packet's affectedRows). */
+export function affected(result: unknown): number {
+  return Number((result as { affectedRows?: number | bigint } | null)?.affectedRows ?? 0);
 }
 
 export interface TransactionOptions {
@@ -85,15 +118,17 @@ export interface NamedLock {
 }
 
 /**
- * Take a MySQL named lock without waiting; null when another session holds
- * it. The name is scoped to the current database (several databases share
- * one server's lock namespace). The lock lives on its own pooled connection
- * and dies with it, so a crashed holder never leaves it taken.
+ * Take a MySQL named lock, waiting up to `waitS` seconds (0: not at all);
+ * null when another session holds it. The name is scoped to the current
+ * database: one server's lock namespace is shared by every database on it,
+ * and two gateways (or two test databases) must not wait for each other. The
+ * lock lives on its own pooled connection and dies with it, so a crashed
+ * holder never leaves it taken.
  */
-export async function tryNamedLock(pool: mariadb.Pool, name: string): Promise<NamedLock | null> {
+export async function namedLock(pool: mariadb.Pool, name: string, waitS = 0): Promise<NamedLock | null> {
   const conn = await pool.getConnection();
   try {
-    const rows = (await conn.query("SELECT GET_LOCK(CONCAT('payment:', SHA1(CONCAT(DATABASE(), '|', ?))), 0) AS ok", [name])) as { ok: bigint | number | null }[];
+    const rows = (await conn.query(`SELECT GET_LOCK(${SCOPED_LOCK}, ?) AS ok`, [name, waitS])) as { ok: bigint | number | null }[];
     if (Number(rows[0]?.ok) !== 1) {
       await conn.release().catch(() => undefined);
       return null;
@@ -109,7 +144,7 @@ export async function tryNamedLock(pool: mariadb.Pool, name: string): Promise<Na
       if (released) return;
       released = true;
       try {
-        await conn.query("SELECT RELEASE_LOCK(CONCAT('payment:', SHA1(CONCAT(DATABASE(), '|', ?))))", [name]);
+        await conn.query(`SELECT RELEASE_LOCK(${SCOPED_LOCK})`, [name]);
       } catch {
         // never hand a connection that may still hold the lock back to the pool
         conn.destroy();
@@ -118,6 +153,34 @@ export async function tryNamedLock(pool: mariadb.Pool, name: string): Promise<Na
       await conn.release().catch(() => undefined);
     },
   };
+}
+
+/** The server-wide name of a lock of this database (see namedLock). */
+const SCOPED_LOCK = "CONCAT('payment:', SHA1(CONCAT(DATABASE(), '|', ?)))";
+
+/** A named lock without waiting (see namedLock). */
+export const tryNamedLock = (pool: mariadb.Pool, name: string) => namedLock(pool, name, 0);
+
+/**
+ * A transaction under a named lock held until after COMMIT (work that must
+ * not interleave beyond the rows it locks, e.g. spending a headroom shared
+ * by several wallets), or a plain one when `name` is null. A lock still
+ * busy after `waitS` seconds is a RetryableError for the caller's job.
+ */
+export async function inLockedTransaction<T>(pool: mariadb.Pool, name: string | null, waitS: number, fn: (conn: Conn) => Promise<T>): Promise<T> {
+  if (name === null) return inTransaction(pool, fn);
+  const lock = await namedLock(pool, name, waitS);
+  if (!lock) throw new RetryableError(`busy: could not take the lock ${name} in ${waitS} s`);
+  try {
+    return await inTransactionOn(lock.conn, fn);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** `?, ?, ?` for an IN (...) list of `n` values. */
+export function inList(n: number): string {
+  return Array(n).fill("?").join(", ");
 }
 
 /** `(?, ?, ?), (?, ?, ?)` for a multi-row insert. */

@@ -26,6 +26,10 @@ import { erc20 } from "../../../shared/adapters/chain.ts";
 import { decimalToUnits } from "../../../shared/domain/amount.ts";
 import type { ConfigInput } from "../../../shared/config/schema.ts";
 import { anvilMiner } from "../../helpers/miner.ts";
+import { TEST_BATCHING } from "../../helpers/transfer-stack.ts";
+import { ensureDeployed, plannedContract } from "../../../shared/adapters/delegation-contracts.ts";
+import { recordDelegationContract } from "../../../shared/adapters/db/delegation-contracts.ts";
+import { quiescent } from "../../helpers/quiet.ts";
 
 export const HOT_KEY = ANVIL_KEYS[1]!;
 export const COLLECTION_KEY = ANVIL_KEYS[2]!;
@@ -103,7 +107,7 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
     anvil: true,
     config: (c) => ({
       ...c,
-      eth_config: { ...c.eth_config!, confirm_height: confirmHeight, collection_address: COLLECTION, stuck_after_s: 600 },
+      eth_config: { ...c.eth_config!, confirm_height: confirmHeight, collection_address: COLLECTION, stuck_after_s: 600, batching: TEST_BATCHING },
       // recovery of a killed worker's jobs: lock expiry + the next stalled check
       workers: { ...c.workers, lock_duration_ms: 3_000, stalled_interval_ms: 1_000, reconcile_interval_ms: 3_000 } as ConfigInput["workers"],
     }),
@@ -149,6 +153,11 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
     await env.db.prisma.wallet.create({ data: { chain: "ETH", address, kind, encryptedKey: e.encryptedKey, keyId: e.keyId } });
   }
   await (await usdt.getFunction("mint")(HOT, 1_000_000n * 10n ** 6n)).wait();
+  if (TEST_BATCHING === "7702") {
+    // as `payment contracts deploy` does: the senders then pay token payouts in EIP-7702 batches
+    const deployed = await ensureDeployed(provider, owner, plannedContract("BatchExecutor"));
+    await recordDelegationContract(env.db.pool, "ETH", deployed, await owner.getAddress(), "test");
+  }
   await (await usdt.getFunction("mint")(await owner.getAddress(), 1_000_000n * 10n ** 6n)).wait();
   const biz = await createBusinessClient(env.config, env.key);
 
@@ -241,7 +250,8 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
       await eventually(async () => (await env.db.prisma.notification.count({ where: { state: "pending" } })) === 0, 90_000, 250).catch(() => {
         throw new Error(`the outbox still holds pending notifications; logs in ${procs.logDir}`);
       });
-      await sleep(1_000);
+      // nothing left to run or to deliver: a late duplicate would be here by now
+      await quiescent(env, biz, { timeoutMs: 90_000 });
       let redeliveries = 0;
       let outOfOrder = 0;
       // 1. by notification_id: a repeat is the same message (at-least-once), never a different one
@@ -300,13 +310,20 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
       // 4. in MySQL: one mined transaction per payout, distinct nonces, one deposit row each, books credited once
       const rows = await env.db.prisma.transfer.findMany({ include: { attempts: true } });
       assert.equal(rows.length, transfers.length);
-      const nonces = new Set<string>();
+      // a nonce carries one transaction: one payout, or (EIP-7702) the payouts of one batch, each its own item
+      const byNonce = new Map<string, { hashes: Set<string>; items: Set<number | null> }>();
       for (const r of rows) {
         assert.equal(r.state, "confirmed", `transfer ${r.queueId}/${r.orderId}`);
-        assert.equal(r.attempts.filter((a) => a.state === "mined").length, 1, `transfer ${r.queueId}/${r.orderId}: one mined transaction`);
-        nonces.add(`${r.fromAddress}:${r.nonce}`);
+        const mined = r.attempts.filter((a) => a.state === "mined");
+        assert.equal(mined.length, 1, `transfer ${r.queueId}/${r.orderId}: one mined transaction`);
+        const k = `${r.fromAddress}:${r.nonce}`;
+        const n = byNonce.get(k) ?? { hashes: new Set<string>(), items: new Set<number | null>() };
+        n.hashes.add(mined[0]!.txHash);
+        assert.ok(!n.items.has(mined[0]!.batchIndex), `transfer ${r.queueId}/${r.orderId}: nonce ${k} item ${mined[0]!.batchIndex} used for two payouts`);
+        n.items.add(mined[0]!.batchIndex);
+        byNonce.set(k, n);
       }
-      assert.equal(nonces.size, rows.length, "no nonce used for two payouts");
+      for (const [k, n] of byNonce) assert.equal(n.hashes.size, 1, `nonce ${k}: one transaction`);
       for (const d of deposits) {
         const ds = await env.db.prisma.deposit.findMany({ where: { txHash: d.txHash } });
         assert.equal(ds.length, 1, `deposit ${d.txHash}: one row`);

@@ -14,7 +14,7 @@
  * errors (`isTransientRpcError`); callers retry the job later.
  */
 import { makeError, type JsonRpcError, type JsonRpcPayload, type JsonRpcProvider, type JsonRpcResult } from "ethers";
-import { erc20, toQuantity } from "../../shared/adapters/chain.ts";
+import { erc20, toQuantity } from "../adapters/chain.ts";
 
 export type BlockTag = "latest" | "pending" | bigint;
 
@@ -32,6 +32,14 @@ export interface Receipt {
   status: number;
   gasUsed: bigint;
   effectiveGasPrice: bigint;
+  /** the receipt's logs: a batch's per-item results are in its Batch event */
+  logs: ReceiptLog[];
+}
+
+export interface ReceiptLog {
+  address: string;
+  topics: string[];
+  data: string;
 }
 
 export interface CallRequest {
@@ -43,6 +51,29 @@ export interface CallRequest {
 
 const tag = (t: BlockTag) => (typeof t === "bigint" ? toQuantity(t) : t);
 const big = (hex: unknown) => BigInt(hex as string);
+
+type RawReceipt = {
+  transactionHash: string;
+  blockNumber: string | null;
+  blockHash: string | null;
+  status: string;
+  gasUsed: string;
+  effectiveGasPrice: string;
+  logs?: ReceiptLog[];
+} | null;
+
+function toReceipt(r: RawReceipt): Receipt | null {
+  if (!r || r.blockNumber === null || r.blockHash === null) return null;
+  return {
+    hash: r.transactionHash.toLowerCase(),
+    blockNumber: big(r.blockNumber),
+    blockHash: r.blockHash.toLowerCase(),
+    status: Number(big(r.status)),
+    gasUsed: big(r.gasUsed),
+    effectiveGasPrice: big(r.effectiveGasPrice),
+    logs: (r.logs ?? []).map((l) => ({ address: l.address.toLowerCase(), topics: l.topics, data: l.data })),
+  };
+}
 
 export function createChainReads(provider: JsonRpcProvider) {
   const send = <T>(method: string, params: unknown[]) => provider.send(method, params) as Promise<T>;
@@ -73,6 +104,10 @@ export function createChainReads(provider: JsonRpcProvider) {
     async ethBalance(address: string, at: BlockTag): Promise<bigint> {
       return big(await send<string>("eth_getBalance", [address, tag(at)]));
     },
+    /** the code at `address` (a delegated EOA shows its EIP-7702 designator) */
+    async code(address: string, at: BlockTag): Promise<string> {
+      return send<string>("eth_getCode", [address, tag(at)]);
+    },
     async tokenBalance(token: string, address: string, at: BlockTag): Promise<bigint> {
       const out = await send<string>("eth_call", [{ to: token, data: erc20.encodeFunctionData("balanceOf", [address]) }, tag(at)]);
       return BigInt(erc20.decodeFunctionResult("balanceOf", out)[0] as bigint);
@@ -90,23 +125,27 @@ export function createChainReads(provider: JsonRpcProvider) {
       return big(await send<string>("eth_estimateGas", [{ from: call.from, to: call.to, data: call.data, value: toQuantity(call.value) }, tag(at)]));
     },
     async receipt(hash: string): Promise<Receipt | null> {
-      const r = await send<{
-        transactionHash: string;
-        blockNumber: string | null;
-        blockHash: string | null;
-        status: string;
-        gasUsed: string;
-        effectiveGasPrice: string;
-      } | null>("eth_getTransactionReceipt", [hash]);
-      if (!r || r.blockNumber === null || r.blockHash === null) return null;
-      return {
-        hash: r.transactionHash.toLowerCase(),
-        blockNumber: big(r.blockNumber),
-        blockHash: r.blockHash.toLowerCase(),
-        status: Number(big(r.status)),
-        gasUsed: big(r.gasUsed),
-        effectiveGasPrice: big(r.effectiveGasPrice),
-      };
+      return toReceipt(await send<RawReceipt>("eth_getTransactionReceipt", [hash]));
+    },
+    /**
+     * `address`'s nonce at block `at` and the receipts of `hashes`, in ONE
+     * JSON-RPC batch, so one backend answers all of them even behind a load
+     * balancer: a backend that answers the nonce at `at` has every block up
+     * to `at`, so its null receipt means "not mined at or below `at`", not
+     * "not indexed here yet". Null when the backend does not have block `at`
+     * (or answers anything else than every call): nothing can be concluded.
+     */
+    async anchoredReceipts(address: string, at: bigint, hashes: string[]): Promise<{ nonce: bigint; receipts: (Receipt | null)[] } | null> {
+      const payloads: JsonRpcPayload[] = [
+        { id: 1, jsonrpc: "2.0", method: "eth_getTransactionCount", params: [address, toQuantity(at)] },
+        ...hashes.map((h, i) => ({ id: i + 2, jsonrpc: "2.0" as const, method: "eth_getTransactionReceipt", params: [h] })),
+      ];
+      const results = (await provider._send(payloads)) as (JsonRpcResult | JsonRpcError)[];
+      const byId = new Map(results.map((r) => [r.id, r]));
+      const answers = payloads.map((p) => byId.get(p.id));
+      if (answers.some((a) => a === undefined || "error" in a)) return null;
+      const [nonce, ...receipts] = answers as JsonRpcResult[];
+      return { nonce: big(nonce!.result), receipts: receipts.map((r) => toReceipt(r.result as RawReceipt)) };
     },
     /** true when the node knows the transaction (in its pool or mined) */
     async known(hash: string): Promise<boolean> {

@@ -5,14 +5,14 @@
  * process by `createTransferSender` (or a test) and passed down.
  */
 import type { Pool } from "mariadb";
-import type { Config } from "../../shared/config/load-config.ts";
-import type { ChainClient } from "../../shared/adapters/chain.ts";
-import type { RedisClient } from "../../shared/adapters/redis.ts";
-import type { Keystore } from "../../shared/adapters/keystore.ts";
-import type { Queues } from "../../shared/jobs/registry.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { Metrics } from "../../shared/metrics.ts";
-import { outboxChannel } from "../../shared/adapters/db/outbox.ts";
+import type { Config } from "../config/load-config.ts";
+import type { ChainClient } from "../adapters/chain.ts";
+import type { RedisClient } from "../adapters/redis.ts";
+import type { Keystore } from "../adapters/keystore.ts";
+import type { Queues } from "../jobs/registry.ts";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
+import { outboxChannel } from "../adapters/db/outbox.ts";
 import { createChainReads, type ChainReads } from "./chain-reads.ts";
 
 export interface SenderChain {
@@ -42,6 +42,19 @@ export interface SenderContext extends MoneyContext {
   /** address leases */
   redis: RedisClient;
   prefix: string;
+  /**
+   * The BatchExecutor a chain's hot wallets pay through (EIP-7702), or null
+   * to send one transaction per transfer: batching resolved "7702" for the
+   * chain at start AND this build's executor is recorded for it
+   * (`payment contracts deploy`). Absent: never batch.
+   */
+  batchExecutor?: (chain: string) => Promise<string | null>;
+  /**
+   * The DepositSweeper of a chain's collection wallet, or null to sweep each
+   * deposit wallet by its own transaction (after a gas top-up): same rule
+   * as batchExecutor. Absent: never through the sweeper.
+   */
+  depositSweeper?: (chain: string) => Promise<string | null>;
 }
 
 export function senderChains(clients: Record<string, ChainClient>): Map<string, SenderChain> {

@@ -14,9 +14,9 @@ import { Redis } from "ioredis";
 import * as amqp from "amqplib";
 import * as mariadb from "mariadb";
 import { JsonRpcProvider, Network } from "ethers";
-import { poolConfigFromUrl } from "../../shared/adapters/db/client.ts";
-import type { RedisClient } from "../../shared/adapters/redis.ts";
-import { redactUrl } from "../../shared/logger.ts";
+import { poolConfigFromUrl } from "./db/client.ts";
+import type { RedisClient } from "./redis.ts";
+import { redactUrl } from "../logger.ts";
 
 export interface ServiceCheck {
   name: string;

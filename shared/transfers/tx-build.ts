@@ -5,19 +5,13 @@
  * signature from the wallet's key. Pure apart from the signing key.
  */
 import { Transaction, type SigningKey } from "ethers";
-import { erc20 } from "../../shared/adapters/chain.ts";
-import type { ChainConfig } from "../../shared/config/schema.ts";
-import type { Fees } from "../../shared/domain/fees.ts";
+import { erc20 } from "../adapters/chain.ts";
+import type { Asset } from "../domain/assets.ts";
+import type { Fees } from "../domain/fees.ts";
 import type { CallRequest } from "./chain-reads.ts";
-
-export type Asset = { native: true; symbol: string; decimals: number } | { native: false; symbol: string; token: string; decimals: number };
-
-/** The configured asset of `symbol` on a chain, or null when it is not configured. */
-export function assetOf(chain: Pick<ChainConfig, "native_symbol" | "native_decimals" | "tokens">, symbol: string): Asset | null {
-  if (symbol === chain.native_symbol) return { native: true, symbol, decimals: chain.native_decimals };
-  const t = chain.tokens[symbol];
-  return t ? { native: false, symbol, token: t.address, decimals: t.decimals } : null;
-}
+import { resignDelegationTx, signDelegationTx, signSelfAuthorization } from "../adapters/eip7702.ts";
+import { encodePay } from "../adapters/delegation-calls.ts";
+import { BATCH_GAS_PER_ITEM } from "../domain/delegation-batch-plan.ts";
 
 /** The call that moves `units` of `asset` from `from` to `to`. */
 export function transferCall(asset: Asset, from: string, to: string, units: bigint): CallRequest {
@@ -67,4 +61,41 @@ export function resignWithFees(key: SigningKey, raw: string, fees: Fees): Signed
   });
   tx.signature = key.sign(tx.unsignedHash);
   return { raw: tx.serialized, hash: tx.hash!.toLowerCase() };
+}
+
+export interface BatchPayTx {
+  chainId: bigint;
+  nonce: bigint;
+  /** the hot wallet: the transaction calls itself (BatchExecutor's access rule) */
+  wallet: string;
+  /** the executor to delegate to in this transaction, or null when the wallet already delegates to it */
+  delegateTo: string | null;
+  token: string;
+  items: readonly { to: string; amount: bigint }[];
+  gasLimit: bigint;
+  fees: Fees;
+}
+
+/**
+ * One transaction paying many token payouts of one wallet through its
+ * EIP-7702 delegation (BatchExecutor.pay): type 4 carrying the wallet's own
+ * authorization (for the transaction's nonce + 1) while the wallet does not
+ * delegate to the executor yet, type 2 once it does. Item i of `items` is
+ * bit i of the receipt's Batch event.
+ */
+export function signBatchPay(key: SigningKey, req: BatchPayTx): SignedTx {
+  return signDelegationTx(key, {
+    chainId: req.chainId,
+    nonce: req.nonce,
+    to: req.wallet,
+    data: encodePay(req.token, req.items, BATCH_GAS_PER_ITEM),
+    gasLimit: req.gasLimit,
+    fees: req.fees,
+    authorizations: req.delegateTo ? [signSelfAuthorization(key, req.chainId, req.delegateTo, req.nonce)] : [],
+  });
+}
+
+/** A same-nonce replacement of any transaction we sign (plain, or a batch with its authorization list), new fees only. */
+export function resignAnyWithFees(key: SigningKey, raw: string, fees: Fees): SignedTx {
+  return Transaction.from(raw).type === 4 ? resignDelegationTx(key, raw, fees) : resignWithFees(key, raw, fees);
 }

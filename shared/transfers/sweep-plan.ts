@@ -7,19 +7,25 @@
  * wallet first (queue_id `gas-<unix seconds>-<address>`); its sweep waits
  * for it (see gas-topup.ts).
  *
+ * With the chain's DepositSweeper recorded (EIP-7702, `payment contracts
+ * deploy`), no top-up is planned: the transfer-sender sweeps the wallets
+ * from the collection wallet in one transaction that pays all the gas
+ * (workers/transfer-sender/sweep-batch.ts).
+ *
  * A wallet that already has a sweep on its way is skipped, so running the
  * command twice never sweeps the same tokens twice (the second would only
  * fail on the balance anyway: in-flight amounts are reserved).
  */
 import type { Pool } from "mariadb";
-import type { Config } from "../../shared/config/load-config.ts";
-import type { Queues } from "../../shared/jobs/registry.ts";
-import { enqueueMany } from "../../shared/jobs/registry.ts";
-import { inTransaction } from "../../shared/adapters/db/sql.ts";
-import { insertAudit } from "../../shared/adapters/db/outbox.ts";
-import { formatUnits, tryParseAmount } from "../../shared/domain/amount.ts";
+import type { Config } from "../config/load-config.ts";
+import type { Queues } from "../jobs/registry.ts";
+import { enqueueMany } from "../jobs/registry.ts";
+import { inTransaction } from "../adapters/db/sql.ts";
+import { formatUnits, tryParseAmount } from "../domain/amount.ts";
+import { assetOf } from "../domain/assets.ts";
 import type { ChainReads } from "./chain-reads.ts";
-import { assetOf } from "./tx-build.ts";
+import { createTransfers, type NewTransfer } from "./transitions.ts";
+import { currentDelegationContracts } from "../adapters/db/delegation-contracts.ts";
 
 export interface SweepOptions {
   chain: string;
@@ -51,6 +57,10 @@ export async function planSweeps(deps: { config: Config; pool: Pool; queues: Que
   if (asset.native) throw new SweepError(`sweeping the native coin is not supported: a wallet's ${o.symbol} pays its own gas`);
   const collection = cfg.collection_address;
   if (!collection) throw new SweepError(`eth_config.collection_address is not set for ${o.chain}`);
+  // EIP-7702: the collection wallet sweeps through its DepositSweeper and pays the gas itself, so no
+  // top-up is planned. If the sender finds the chain not batching after all, it tops a short wallet up
+  // itself (gas-topup.ts): the old path needs nothing from here.
+  const viaSweeper = cfg.batching !== "off" && (await currentDelegationContracts(deps.pool, o.chain, collection)).sweeper !== null;
   const minGas = tryParseAmount(cfg.min_gas_eth, cfg.native_decimals);
   const target = tryParseAmount(cfg.gas_topup_eth, cfg.native_decimals);
 
@@ -64,7 +74,7 @@ export async function planSweeps(deps: { config: Config; pool: Pool; queues: Que
     )) as { requested_from: string }[]).map((r) => r.requested_from),
   );
   const lines: SweepLine[] = [];
-  const rows: { kind: "sweep" | "gas_topup"; queueId: string; from: string; to: string; symbol: string; amount: string }[] = [];
+  const rows: (NewTransfer & { kind: "sweep" | "gas_topup" })[] = [];
   const ts = Math.floor(o.nowMs / 1000);
   for (let i = 0; i < wallets.length; i += 50) {
     const chunk = wallets.slice(i, i + 50);
@@ -82,36 +92,19 @@ export async function planSweeps(deps: { config: Config; pool: Pool; queues: Que
         continue;
       }
       const line: SweepLine = { address: b.address, balance, action: "sweep" };
-      if (minGas.ok && target.ok && b.eth < minGas.units && target.units > b.eth) {
+      if (!viaSweeper && minGas.ok && target.ok && b.eth < minGas.units && target.units > b.eth) {
         line.action = "sweep after gas top-up";
         line.gasTopup = formatUnits(target.units - b.eth, cfg.native_decimals);
-        rows.push({ kind: "gas_topup", queueId: `gas-${ts}-${b.address}`, from: collection, to: b.address, symbol: cfg.native_symbol, amount: line.gasTopup });
+        rows.push({ kind: "gas_topup", queueId: `gas-${ts}-${b.address}`, chain: o.chain, from: collection, to: b.address, symbol: cfg.native_symbol, amount: line.gasTopup });
       }
-      rows.push({ kind: "sweep", queueId: `sweep-${ts}-${b.address}`, from: b.address, to: collection, symbol: o.symbol, amount: balance });
+      rows.push({ kind: "sweep", queueId: `sweep-${ts}-${b.address}`, chain: o.chain, from: b.address, to: collection, symbol: o.symbol, amount: balance });
       lines.push(line);
     }
   }
   if (o.dryRun || rows.length === 0) return lines;
 
-  const ids = await inTransaction(deps.pool, async (conn) => {
-    const out: { id: bigint; kind: string; queueId: string }[] = [];
-    for (const r of rows) {
-      const res = (await conn.query(
-        `INSERT IGNORE INTO transfer (kind, queue_id, order_id, chain, symbol, requested_from, to_address, amount, state, updated_at)
-         VALUES (?, ?, '', ?, ?, ?, ?, ?, 'queued', NOW(3)) RETURNING id`,
-        [r.kind, r.queueId, o.chain, r.symbol, r.from, r.to, r.amount],
-      )) as { id: bigint }[];
-      if (res[0]) out.push({ id: res[0].id, kind: r.kind, queueId: r.queueId });
-    }
-    await insertAudit(
-      conn,
-      out.map((x) => {
-        const r = rows.find((y) => y.queueId === x.queueId)!;
-        return { actor: o.actor, event: `${x.kind}.requested`, queueId: x.queueId, address: r.from, subjectType: "transfer", subjectId: x.id, data: { to: r.to, amount: r.amount, symbol: r.symbol } };
-      }),
-    );
-    return out;
-  });
+  const created = await inTransaction(deps.pool, (conn) => createTransfers(conn, rows, { actor: o.actor, nowMs: o.nowMs }, { ignoreDuplicates: true }));
+  const ids = rows.flatMap((r, i) => (created[i] ? [{ id: created[i], kind: r.kind, queueId: r.queueId }] : []));
   // gas top-ups first: their sweeps wait for them anyway
   const ordered = [...ids.filter((x) => x.kind === "gas_topup"), ...ids.filter((x) => x.kind === "sweep")];
   await enqueueMany(

@@ -11,8 +11,8 @@
  */
 import { createServer, type Server } from "node:http";
 import { closeServer, listening } from "./http-listen.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { Metrics } from "../../shared/metrics.ts";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
 
 export function createMetricsServer(deps: { metrics: Metrics; logger: Logger; host: string; port: number }) {
   let server: Server | null = null;
@@ -37,7 +37,7 @@ export function createMetricsServer(deps: { metrics: Metrics; logger: Logger; ho
         );
       });
       s.listen(deps.port, deps.host);
-      boundPort = await listening(s);
+      boundPort = await listening(s, { host: deps.host, port: deps.port, portKey: "metrics.port" });
       server = s;
       deps.logger.info({ host: deps.host, port: boundPort }, "metrics: listening");
     },

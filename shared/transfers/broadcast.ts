@@ -17,18 +17,29 @@
  * "dropped" by following every hash of that nonce.
  */
 import { isError } from "ethers";
-import type { Logger } from "../../shared/logger.ts";
-import { failpoint } from "../../shared/runtime/failpoints.ts";
-import { isTransientRpcError } from "../../shared/adapters/chain.ts";
-import { inTransaction } from "../../shared/adapters/db/sql.ts";
-import { insertAudit, insertNotifications } from "../../shared/adapters/db/outbox.ts";
-import { describeError } from "../../shared/domain/errors.ts";
-import { enqueueMany } from "../../shared/jobs/registry.ts";
+import type { Logger } from "../logger.ts";
+import { failpoint } from "../runtime/failpoints.ts";
+import { isTransientRpcError } from "../adapters/chain.ts";
+import { inTransaction } from "../adapters/db/sql.ts";
+import { describeError } from "../domain/errors.ts";
+import { enqueueMany } from "../jobs/registry.ts";
 import type { MoneyContext, SenderChain } from "./context.ts";
-import { TRANSFER_COLUMNS, transferLabel, transferNotes, type TransferRow } from "./transfer-rows.ts";
-import { ACTOR, type SignedItem } from "./sign-batch.ts";
+import { transferJob, type PaymentFacts, type TransferRow } from "./rows.ts";
+import { markSent } from "./chain-transitions.ts";
+import { phaseClock } from "../metrics.ts";
+import { logToJobs } from "../jobs/job-log.ts";
 
 export type BroadcastOutcome = "out" | "refused" | "node-down";
+
+/** A transfer's signed transaction, as persisted before broadcasting. */
+export interface SignedItem {
+  transferId: bigint;
+  nonce: bigint;
+  hash: string;
+  raw: string;
+}
+
+const ACTOR = "transfer-sender";
 
 const BROADCAST_CHUNK = 100;
 
@@ -94,8 +105,12 @@ export async function broadcastMany(chain: SenderChain, items: Pick<SignedItem, 
  */
 export async function broadcastAndRecord(ctx: MoneyContext, chain: SenderChain, items: SignedItem[], log: Logger): Promise<bigint[]> {
   if (items.length === 0) return [];
-  const ordered = [...items].sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
+  // The members of a batch transaction share one signed transaction: it is sent once and goes out for all of them.
+  const members = new Map<string, bigint[]>();
+  for (const it of items) members.set(it.hash, [...(members.get(it.hash) ?? []), it.transferId]);
+  const ordered = [...new Map(items.map((it) => [it.hash, it])).values()].sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
   failpoint("before-broadcast");
+  const mark = phaseClock(ctx.metrics, chain.key);
   const out: bigint[] = [];
   // Chunks in nonce order, each one JSON-RPC batch in nonce order (the node
   // handles a batch's calls in order; one round trip per transaction would
@@ -104,60 +119,40 @@ export async function broadcastAndRecord(ctx: MoneyContext, chain: SenderChain, 
     const chunk = ordered.slice(i, i + BROADCAST_CHUNK);
     const results = await broadcastMany(chain, chunk, log);
     chunk.forEach((it, k) => {
-      if (results[k] === "out") out.push(it.transferId);
+      if (results[k] === "out") out.push(...members.get(it.hash)!);
     });
     // The rest stay signed; their jobs re-broadcast them once the node answers again.
     if (results.includes("node-down")) break;
   }
   failpoint("after-broadcast");
-  const rows = await markSent(ctx, out);
+  mark("broadcast");
+  const rows = await recordSent(ctx, out);
+  mark("record");
   failpoint("after-sent-commit");
+  const hashOf = new Map(items.map((it) => [it.transferId, it.hash]));
+  await logToJobs(ctx.queues, "send-transfer", out.map((id) => ({ id, line: `broadcast: the node took tx ${hashOf.get(id)}; the confirmation job follows it` })), log);
+  mark("job-logs");
   await enqueueConfirm(ctx, chain, rows);
+  mark("confirm-jobs");
   return out;
 }
 
-/** signed -> sent, with the status-2 notification, in one transaction; returns the rows of `ids`. */
-export async function markSent(ctx: MoneyContext, ids: bigint[]): Promise<TransferRow[]> {
+/** signed -> sent with the status-2 notifications, in one transaction; returns the rows of `ids`. */
+export async function recordSent(ctx: MoneyContext, ids: bigint[]): Promise<TransferRow[]> {
   if (ids.length === 0) return [];
-  const list = ids.map(() => "?").join(",");
-  let moved: TransferRow[] = [];
-  const all = await inTransaction(ctx.pool, async (conn) => {
-    const rows = (await conn.query(`SELECT ${TRANSFER_COLUMNS} FROM transfer WHERE id IN (${list}) ORDER BY id FOR UPDATE`, ids)) as TransferRow[];
-    moved = rows.filter((r) => r.state === "signed");
-    if (moved.length === 0) return rows;
-    const mlist = moved.map(() => "?").join(",");
-    const mids = moved.map((r) => r.id);
-    await conn.query(`UPDATE transfer SET state = 'sent', sent_at = NOW(3), updated_at = NOW(3) WHERE id IN (${mlist}) AND state = 'signed'`, mids);
-    await conn.query(`UPDATE tx_attempt SET state = 'broadcast', broadcast_at = NOW(3) WHERE transfer_id IN (${mlist}) AND state = 'signed'`, mids);
-    const nowMs = ctx.now();
-    await insertNotifications(conn, moved.flatMap((r) => transferNotes(r, 2, nowMs)));
-    await insertAudit(
-      conn,
-      moved.map((r) => ({
-        actor: ACTOR,
-        event: "transfer.sent",
-        queueId: r.queue_id,
-        orderId: r.order_id || null,
-        address: r.from_address,
-        subjectType: "transfer",
-        subjectId: r.id,
-        data: { tx_hash: r.tx_hash, nonce: r.nonce },
-      })),
-    );
-    return rows;
-  });
+  const { rows, moved } = await inTransaction(ctx.pool, (conn) => markSent(conn, ids, { actor: ACTOR, nowMs: ctx.now() }));
   for (const r of moved) ctx.metrics.transfers.inc({ chain: r.chain, symbol: r.symbol, status: "sent" });
   if (moved.some((r) => r.kind === "withdraw" || r.kind === "pay")) ctx.wakeOutbox();
-  return all;
+  return rows;
 }
 
 /** Hand transfers to the confirmation worker (idempotent: deterministic job ids). */
-export async function enqueueConfirm(ctx: MoneyContext, chain: SenderChain, rows: Pick<TransferRow, "id" | "kind" | "queue_id" | "order_id">[]): Promise<void> {
+export async function enqueueConfirm(ctx: MoneyContext, chain: SenderChain, rows: PaymentFacts[]): Promise<void> {
   if (rows.length === 0) return;
   await enqueueMany(
     ctx.queues,
     "confirm-transfer",
-    rows.map((r) => ({ transferId: r.id.toString(), label: transferLabel(r) })),
+    rows.map(transferJob),
     { delay: chain.config.block_time_ms },
   );
 }
