@@ -77,6 +77,8 @@ function toReceipt(r: RawReceipt): Receipt | null {
 
 export function createChainReads(provider: JsonRpcProvider) {
   const send = <T>(method: string, params: unknown[]) => provider.send(method, params) as Promise<T>;
+  /** the node answered eth_simulateV1 with "method not found": ask per call from now on */
+  let simulateUnsupported = false;
   return {
     async chainId(): Promise<bigint> {
       return big(await send<string>("eth_chainId", []));
@@ -123,6 +125,42 @@ export function createChainReads(provider: JsonRpcProvider) {
      */
     async estimateGas(call: CallRequest, at: BlockTag): Promise<bigint> {
       return big(await send<string>("eth_estimateGas", [{ from: call.from, to: call.to, data: call.data, value: toQuantity(call.value) }, tag(at)]));
+    },
+    /**
+     * Run `calls` one after another as the transactions of one block on top
+     * of block `at` (eth_simulateV1, without fee or nonce validation), in ONE
+     * request: per call its gas used when it succeeded, null when it failed.
+     * The sender asks this instead of one eth_estimateGas per payout when it
+     * may batch (estimateGas binary-searches, executing each call many times).
+     *
+     * What a success's gas means: the receipt's gasUsed, after refunds, and
+     * with the earlier calls' effects applied (a second payout to the same
+     * recipient is cheaper, as it will be in the batch signed in that order).
+     * A failure may be caused by an earlier call (the wallet's balance spent
+     * by calls the planner then refuses): callers confirm a failure with the
+     * call's own estimate before acting on it.
+     *
+     * Null for the whole when the node answers with an error (it lacks
+     * eth_simulateV1: JSON-RPC -32601, remembered; or refuses this request):
+     * callers fall back to per-call estimates. Rejects when the node cannot
+     * be reached, like every other read here.
+     */
+    async simulateCalls(calls: CallRequest[], at: BlockTag): Promise<({ gasUsed: bigint } | null)[] | null> {
+      if (simulateUnsupported || calls.length === 0) return null;
+      const payload: JsonRpcPayload = {
+        id: 1,
+        jsonrpc: "2.0",
+        method: "eth_simulateV1",
+        params: [{ blockStateCalls: [{ calls: calls.map((c) => ({ from: c.from, to: c.to, data: c.data, value: toQuantity(c.value) })) }], validation: false }, tag(at)],
+      };
+      const [answer] = (await provider._send(payload)) as (JsonRpcResult | JsonRpcError | undefined)[];
+      if (!answer || "error" in answer) {
+        if (answer && answer.error.code === -32601) simulateUnsupported = true;
+        return null;
+      }
+      const block = (answer.result as { calls?: { status?: string; gasUsed?: string }[] }[] | null)?.[0];
+      if (!block?.calls || block.calls.length !== calls.length) return null;
+      return block.calls.map((c) => (c.status !== undefined && big(c.status) === 1n && c.gasUsed !== undefined ? { gasUsed: big(c.gasUsed) } : null));
     },
     async receipt(hash: string): Promise<Receipt | null> {
       return toReceipt(await send<RawReceipt>("eth_getTransactionReceipt", [hash]));

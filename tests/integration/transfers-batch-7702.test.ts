@@ -160,6 +160,28 @@ test("a call that fails inside a batch ends that order alone status 0 `reverted`
   assert.equal(row!.state, "failed");
 });
 
+test("an order that would revert already is refused before signing (`0 reverted`, no transaction); the others go out in one batch", { timeout: 120_000 }, async () => {
+  const q = "p-7702-refused";
+  const orders = Array.from({ length: 6 }, (_, i) => ({ order_id: `r${i}`, to_address: randomAddress(), amount: amountOf(i) }));
+  const victim = orders[2]!;
+  const block = await s.usdt.getFunction("setBlocked").populateTransaction(victim.to_address, true);
+  const tx = await s.usdt.runner!.sendTransaction!(block);
+  await eventually(() => s.provider.getTransactionReceipt(tx.hash), 30_000);
+  await s.biz.send("pay", { queue_id: q, from_address: HOT, chain: "ETH", symbol: "USDT", transactions: orders, timestamp: nowS() });
+  await waitForNotes(s.biz, "pay", 1, 5, (x) => x === q, 60_000);
+  const refused = await s.biz.waitFor("pay", (n) => n.queue_id === q && n.order_id === victim.order_id, 60_000);
+  assert.equal(refused.status, 0);
+  assert.equal(refused.error, "reverted");
+  const byOrder = statusesByOrder(s.biz.received("pay"), q);
+  for (const o of orders) assert.deepEqual(byOrder.get(o.order_id), o === victim ? [0] : [2, 1], o.order_id);
+  const rows = await s.env.db.prisma.transfer.findMany({ where: { queueId: q } });
+  const victimRow = rows.find((r) => r.orderId === victim.order_id)!;
+  assert.equal(victimRow.txHash, null, "nothing was signed for it");
+  assert.equal(await s.env.db.prisma.txAttempt.count({ where: { transferId: victimRow.id } }), 0);
+  assert.equal(new Set(rows.filter((r) => r !== victimRow).map((r) => r.txHash)).size, 1, "the five others in one transaction");
+  for (const o of orders) assert.equal(await s.usdtOf(o.to_address), o === victim ? 0n : unitsOf(o.amount), o.order_id);
+});
+
 /** hold mining (no automine, no interval) while `fn` runs, then mine again */
 async function withMiningHeld<T>(fn: () => Promise<T>): Promise<T> {
   await s.stopMining();
