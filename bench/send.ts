@@ -105,7 +105,7 @@ async function main() {
         }),
       );
       rawMs = performance.now() - rawStart;
-      await drainPool(chain);
+      await drainPool(chain, env);
       }
 
       // the system: pay requests through the bridge, then the sender starts
@@ -161,7 +161,7 @@ async function main() {
       sender = null;
       const failed = await env.db.prisma.transfer.count({ where: { state: { in: ["failed", "awaiting_approval", "queued", "signed"] } } });
       if (failed > 0) throw new Error(`${failed} transfers did not go out`);
-      await drainPool(chain);
+      await drainPool(chain, env);
       phase(`${label}: sent in ${fmt(ms)} ms, raw ${fmt(rawMs)} ms`);
       const phases = SENDER_PHASES.map((p) => `${p} ${(((phasesAfter.get(p) ?? 0) - (phasesBefore.get(p) ?? 0)) * 1000 / n).toFixed(2)}`).join(", ");
       return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), phases, ms };
@@ -268,7 +268,7 @@ async function nodeCeilings(env: BenchEnv, chain: ChainDriver, wallet: Wallet, n
   // like shared/adapters/chain.ts's client: requests of one tick are batched after a 2 ms stall
   const provider = new JsonRpcProvider(env.anvil!.rpcUrl, network, { staticNetwork: network, batchMaxCount: 100, batchStallTime: 2 });
   try {
-    await drainPool(chain);
+    await drainPool(chain, env);
     const key = new SigningKey(wallet.privateKey);
     let nonce = Number(await provider.send("eth_getTransactionCount", [wallet.address, "pending"]));
     const t = performance.now();
@@ -310,7 +310,7 @@ async function nodeCeilings(env: BenchEnv, chain: ChainDriver, wallet: Wallet, n
       ),
     );
     const estimateLatestPerS = (200 / (performance.now() - t0)) * 1000;
-    await drainPool(chain);
+    await drainPool(chain, env);
     return { signPerS, sequentialPerS, batchedPerS, estimateIdlePerS, estimateBusyPerS, estimateLatestPerS, pending: 2 * n };
   } finally {
     provider.destroy();
@@ -335,13 +335,26 @@ async function sentCount(env: BenchEnv): Promise<number> {
 }
 
 /** mine until the node's pool is empty, so one phase does not weigh on the next */
-async function drainPool(chain: ChainDriver): Promise<void> {
+async function drainPool(chain: ChainDriver, env?: BenchEnv): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const s = (await chain.provider.send("txpool_status", [])) as { pending: string; queued: string };
     if (Number(s.pending) === 0 && Number(s.queued) === 0) return;
     await chain.mine(1);
   }
-  throw new Error("the node's transaction pool does not drain");
+  const inspect = (await chain.provider.send("txpool_inspect", [])) as Record<string, Record<string, Record<string, string>>>;
+  const stuck = Object.entries(inspect).flatMap(([kind, byFrom]) =>
+    Object.entries(byFrom).flatMap(([from, byNonce]) => Object.entries(byNonce).slice(0, 3).map(([nonce, what]) => `${kind} ${from} nonce ${nonce}: ${what}`)),
+  );
+  const from = Object.keys(inspect.queued ?? {})[0];
+  if (from && env) {
+    stuck.push(`latest nonce ${await chain.provider.send("eth_getTransactionCount", [from, "latest"])}`);
+    const rows = (await env.db.pool.query(
+      "SELECT t.nonce, t.state, a.tx_hash, LEFT(a.raw_tx, 4) AS t4, a.broadcast_at, COUNT(*) AS n FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id WHERE t.from_address = ? GROUP BY t.nonce, t.state, a.tx_hash, t4, a.broadcast_at ORDER BY t.nonce LIMIT 12",
+      [from.toLowerCase()],
+    )) as unknown[];
+    for (const r of rows) stuck.push(JSON.stringify(r, (_, v) => (typeof v === "bigint" ? String(v) : v)));
+  }
+  throw new Error(`the node's transaction pool does not drain:\n${stuck.slice(0, 30).join("\n")}`);
 }
 
 runMain(main);

@@ -11,9 +11,10 @@
  * - a call that fails inside a batch (its recipient blocked by the token
  *   between signing and mining) gives that order alone `0 reverted`, the
  *   others are paid;
- * - a second batch signed while the first (carrying the wallet's
- *   authorization) is unmined carries none and skips the nonce the
- *   authorization uses;
+ * - payouts arriving while the wallet's first batch (carrying its
+ *   authorization) is unmined wait for it to be mined, then go without one
+ *   at the nonce after the authorization's;
+ * - an order that would revert already is refused before signing;
  * - a replacement of a stuck batch keeps its nonce and all its orders.
  */
 import { test, before, after } from "node:test";
@@ -194,7 +195,7 @@ async function withMiningHeld<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-test("a fresh wallet: a second batch signed while the first (with the authorization) is unmined carries none and skips the authorization's nonce", { timeout: 120_000 }, async () => {
+test("a fresh wallet: payouts arriving while its first batch (carrying the authorization) is unmined wait for it to be mined, then go at nonce + 2 without one", { timeout: 120_000 }, async () => {
   const key = new SigningKey(randomBytes(32));
   const wallet = await s.importWallet(key.privateKey, "hot");
   await s.provider.send("anvil_setBalance", [wallet, "0x56bc75e2d63100000"]);
@@ -205,24 +206,37 @@ test("a fresh wallet: a second batch signed while the first (with the authorizat
   };
   const a = pay("p-7702-first");
   const b = pay("p-7702-second");
-  const [txA, txB] = await withMiningHeld(async () => {
+  const txA = await withMiningHeld(async () => {
     await a.send();
     await waitForNotes(s.biz, "pay", 2, 5, (x) => x === "p-7702-first", 60_000);
     await b.send();
-    await waitForNotes(s.biz, "pay", 2, 5, (x) => x === "p-7702-second", 60_000);
-    const rows = await s.env.db.prisma.transfer.findMany({ where: { queueId: { in: ["p-7702-first", "p-7702-second"] } } });
-    const hashOf = (q: string) => [...new Set(rows.filter((r) => r.queueId === q).map((r) => r.txHash!))];
-    assert.equal(hashOf("p-7702-first").length, 1);
-    assert.equal(hashOf("p-7702-second").length, 1);
-    assert.notEqual(hashOf("p-7702-first")[0], hashOf("p-7702-second")[0]);
-    return [await s.provider.getTransaction(hashOf("p-7702-first")[0]!), await s.provider.getTransaction(hashOf("p-7702-second")[0]!)];
+    // the positive signal: the second pay's jobs ran and said why they wait
+    const bRows = await eventually(async () => {
+      const rows = await s.env.db.prisma.transfer.findMany({ where: { queueId: "p-7702-second" } });
+      return rows.length === 5 ? rows : null;
+    }, 60_000);
+    await eventually(async () => {
+      const logs = await Promise.all(bRows.map(async (r) => (await s.env.queues.transfer.getJobLogs(`send-${r.id}`, 0, -1)).logs));
+      return logs.every((l) => l.some((line) => line.includes("waiting: the batch that installs this wallet's EIP-7702 delegation is not mined yet"))) ? true : null;
+    }, 60_000);
+    const now = await s.env.db.prisma.transfer.findMany({ where: { queueId: "p-7702-second" } });
+    assert.ok(now.every((r) => r.state === "queued" && r.txHash === null), "nothing of the second pay is signed while the authorization is unmined");
+    const first = await s.env.db.prisma.transfer.findMany({ where: { queueId: "p-7702-first" } });
+    assert.equal(new Set(first.map((r) => r.txHash)).size, 1);
+    return (await s.provider.getTransaction(first[0]!.txHash!))!;
   });
-  assert.equal(txA!.type, 4);
-  assert.equal(txB!.type, 2, "the second batch relies on the first's authorization");
-  assert.equal(txB!.nonce, txA!.nonce + 2, "the authorization took the nonce after the first batch's");
   await waitForNotes(s.biz, "pay", 1, 10, (x) => x === "p-7702-first" || x === "p-7702-second", 60_000);
+  const second = await s.env.db.prisma.transfer.findMany({ where: { queueId: "p-7702-second" } });
+  assert.equal(new Set(second.map((r) => r.txHash)).size, 1, "the second pay in one batch");
+  const txB = (await s.provider.getTransaction(second[0]!.txHash!))!;
+  assert.equal(txA.type, 4);
+  assert.equal(txB.type, 2, "the second batch relies on the first's authorization");
+  assert.equal(txB.nonce, txA.nonce + 2, "the authorization took the nonce after the first batch's");
+  assert.ok(txB.blockNumber! > txA.blockNumber!, "signed after the first was mined");
   for (const o of [...a.orders, ...b.orders]) assert.equal(await s.usdtOf(o.to_address), unitsOf(o.amount), o.order_id);
-  assert.equal(await s.provider.getTransactionCount(wallet), txA!.nonce + 3);
+  assert.equal(await s.provider.getTransactionCount(wallet), txA.nonce + 3);
+  const byOrder = statusesByOrder(s.biz.received("pay"), "p-7702-second");
+  for (const o of b.orders) assert.deepEqual(byOrder.get(o.order_id), [2, 1], o.order_id);
 });
 
 test("a stuck batch is replaced whole: same nonce, every order, a higher fee; each order is paid once and reported with the mined hash", { timeout: 120_000 }, async () => {

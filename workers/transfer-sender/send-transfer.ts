@@ -153,7 +153,8 @@ async function reportHold(job: Job, data: JobData<"send-transfer">, t: TransferR
 
 /**
  * Everything pending for one address, with its lease held. Returns the ids
- * of transfers that wait on something else (a sweep waiting for gas).
+ * of transfers that wait on something else (a sweep waiting for gas, a
+ * payout waiting for the batch that installs its wallet's delegation).
  */
 export async function drain(ctx: SenderContext, chain: SenderChain, sender: string, log: Logger): Promise<Set<bigint>> {
   const waiting = new Set<bigint>();
@@ -196,7 +197,9 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
     await broadcastAndRecord(ctx, chain, batch.signed, log);
     deferred.push(...batch.deferred);
     gasShort.push(...batch.gasShort);
-    if (batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
+    // waiting for the wallet's delegation to be mined: nothing more can be signed from it until then
+    for (const id of batch.waiting) waiting.add(id);
+    if (batch.waiting.length > 0 || batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
   }
 
   // 3. the ones this wallet could not pay, from the collection wallet

@@ -90,6 +90,8 @@ export interface BatchResult {
   gasShort: GasShortSweep[];
   /** held for an operator (SPEC §7): their jobs report why */
   held: bigint[];
+  /** cleared to go, but waiting for the wallet's own authorization (on an unmined batch of ours) to be mined */
+  waiting: bigint[];
   /** notifications were written (wake the outbox) */
   notified: boolean;
   /** queued transfers this batch looked at (MAX_BATCH: there may be more) */
@@ -114,7 +116,7 @@ export interface BatchScope {
 }
 
 export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, sender: string, scope: BatchScope, log: Logger): Promise<BatchResult> {
-  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], notified: false, considered: 0 };
+  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], notified: false, considered: 0 };
   const mark = phaseClock(ctx.metrics, chain.key);
   const rows = scope.ids ? await loadTransfers(ctx.pool, scope.ids, { states: ["queued"] }) : await queuedFrom(ctx.pool, chain.key, sender, MAX_BATCH, scope.exclude);
   result.considered = rows.length;
@@ -157,15 +159,16 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
   const policyOf = policyTable(ctx, chain);
   // Velocity headroom is shared beyond this address's lease (all wallets for the total; a wallet's
   // transfers paid by the collection wallet for the per-wallet limit): serialise who spends it.
-  const needsVelocityLock = candidates.some((c) => {
+  const velocityBound = (c: Candidate) => {
     if (!isBusinessKind(c.row.kind)) return false;
     const l = policyOf(c.row.symbol, c.asset.decimals);
     return l.velocityTotal !== null || l.velocityPerWallet !== null;
-  });
+  };
+  const needsVelocityLock = candidates.some(velocityBound);
 
   const ended: { symbol: string; code: ErrorCode }[] = [];
   await inLockedTransaction(ctx.pool, needsVelocityLock ? `velocity:${chain.key}` : null, VELOCITY_LOCK_WAIT_S, async (conn) => {
-    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], notified: false });
+    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], waiting: [], notified: false });
     ended.length = 0;
     const step = { actor: ACTOR, nowMs: ctx.now() };
 
@@ -201,7 +204,8 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
           ethFree: free.eth,
           tokenFree: free.tokens,
           limits: (symbol) => policyOf(symbol, assetOf(cfg, symbol)!.decimals),
-          usage: await policyUsage(conn, chain.key, business),
+          // only velocity limits read the 24 h usage: without one, the scan of a day's transfers is skipped
+          usage: await policyUsage(conn, chain.key, business.filter(velocityBound)),
           requestTotals: await requestTotals(conn, business),
           fallback: scope.fallback,
           fallbackOpen,
@@ -214,10 +218,20 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     mark("plan");
     // nonces, signatures, and the rows that make them permanent
     const byId = new Map(queued.map((c) => [c.row.id, c]));
-    const toSign = plan.flatMap((d) => (d.action === "sign" ? [{ c: byId.get(d.id)!, gasLimit: d.gasLimit }] : []));
+    let toSign = plan.flatMap((d) => (d.action === "sign" ? [{ c: byId.get(d.id)!, gasLimit: d.gasLimit }] : []));
+    // While a batch of ours that installs the wallet's delegation is unmined, nothing else of the wallet is
+    // signed: the transaction after it would take nonce + 2 (the authorization uses nonce + 1), and nodes
+    // do not take that well: anvil's pool parks it as "queued" for a nonce + 1 that never comes as a
+    // transaction, so it is never mined until replaced; geth and reth allow an account with a pending
+    // authorization a single transaction in flight. One block's wait, once per wallet.
+    const authPending = executor !== null && toSign.length > 0 && node!.delegatesTo !== executor && (await authorizationInFlight(conn, chain.key, sender, node!.accountNonce));
+    if (authPending) {
+      result.waiting = toSign.map(({ c }) => c.row.id);
+      toSign = [];
+    }
     if (toSign.length > 0) {
       // One transaction per transfer, or (EIP-7702) token payouts of this wallet in batches, one nonce each.
-      const units: TxUnit<number>[] =
+      let units: TxUnit<number>[] =
         executor && planFacts
           ? planPayoutTxs(
               toSign.map(({ c, gasLimit }, i) => ({
@@ -239,10 +253,15 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
             )
           : toSign.map((_, i) => ({ kind: "single", id: i }));
       // The wallet's own authorization rides on the first batch while the wallet does not delegate to the
-      // executor yet and no unmined transaction of ours installs it already. It uses a nonce of its own
-      // (the transaction's nonce + 1): the next transaction after that batch takes nonce + 2.
+      // executor yet (no unmined transaction of ours installs it: see authPending). It uses a nonce of its
+      // own (the transaction's nonce + 1): the next transaction after that batch takes nonce + 2, and waits
+      // for it to be mined like the later ones of this drain (authPending).
       const firstBatch = units.findIndex((u) => u.kind === "batch");
-      const authAt = firstBatch >= 0 && node!.delegatesTo !== executor && !(await authorizationInFlight(conn, chain.key, sender, node!.accountNonce)) ? firstBatch : -1;
+      const authAt = firstBatch >= 0 && node!.delegatesTo !== executor ? firstBatch : -1;
+      if (authAt >= 0 && units.length > authAt + 1) {
+        for (const u of units.slice(authAt + 1)) result.waiting.push(...(u.kind === "single" ? [u.id] : u.ids).map((i) => toSign[i]!.c.row.id));
+        units = units.slice(0, authAt + 1);
+      }
       const nonces = planNonces(stored[0]?.next_nonce ?? null, node!.pendingNonce, units.length + (authAt >= 0 ? 1 : 0));
       const nonceOf = (k: number) => nonces.nonces[authAt >= 0 && k > authAt ? k + 1 : k]!;
       if (nonces.skipped > 0n) {
@@ -315,6 +334,10 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     const inBatch = (hash: string) => (members.get(hash)! > 1 ? ` (one EIP-7702 batch of ${members.get(hash)} payouts)` : "");
     await logToJobs(ctx.queues, "send-transfer", result.signed.map((s) => ({ id: s.transferId, line: `signed: nonce ${s.nonce}${by}, tx ${s.hash}${inBatch(s.hash)}` })), log);
     mark("job-logs");
+  }
+  if (result.waiting.length > 0) {
+    log.info({ sender, waiting: result.waiting.length }, "sender: waiting for the batch that installs the wallet's delegation to be mined");
+    await logToJobs(ctx.queues, "send-transfer", result.waiting.map((id) => ({ id, line: "waiting: the batch that installs this wallet's EIP-7702 delegation is not mined yet" })), log);
   }
   if (result.held.length > 0) log.warn({ sender, held: result.held.length }, "sender: transfers held for an operator (no wallet can pay them)");
   return result;
