@@ -37,10 +37,15 @@ export function attemptAgeMs(a: AttemptRow, nowMs: number): number {
 export async function replaceIfStuck(ctx: SenderContext, chain: SenderChain, t: TransferRow, log: Logger): Promise<ReplaceOutcome> {
   if (t.state !== "sent" || t.nonce === null || t.from_address === null) return "settled";
   const from = t.from_address;
+  const cfg = chain.config;
+  // Cheapest test first, without reading the attempts (a batch member's read carries the batch's raw
+  // bytes): the transfer became sent milliseconds after its first attempt went out, and any later attempt
+  // is newer, so while sent_at is younger than stuck_after_s the newest attempt is too (give or take those
+  // milliseconds, which the next look at it makes up).
+  if (t.sent_at !== null && ctx.now() - t.sent_at.getTime() < cfg.stuck_after_s * 1000) return "not-stuck";
   const attempts = await loadAttempts(ctx.pool, [t.id]);
   const latest = attempts.at(-1);
   if (!latest) return "settled";
-  const cfg = chain.config;
   // Cheap test first: most runs of a sent transfer's job are not about a stuck transaction.
   if (attemptAgeMs(latest, ctx.now()) < cfg.stuck_after_s * 1000) return "not-stuck";
   const accountNonce = await chain.reads.nonce(from, "latest");

@@ -52,10 +52,12 @@ export interface TransferRow {
   approved_by: string | null;
   held_at: Date | null;
   unmined_at: Date | null;
+  /** when it first went `sent` (its first broadcast the node took) */
+  sent_at: Date | null;
 }
 
 export const TRANSFER_COLUMNS =
-  "id, request_id, kind, queue_id, order_id, chain, symbol, requested_from, from_address, to_address, amount, state, error, error_detail, nonce, tx_hash, block_number, block_hash, confirmations, approved_by, held_at, unmined_at";
+  "id, request_id, kind, queue_id, order_id, chain, symbol, requested_from, from_address, to_address, amount, state, error, error_detail, nonce, tx_hash, block_number, block_hash, confirmations, approved_by, held_at, unmined_at, sent_at";
 
 export type AttemptState = "signed" | "broadcast" | "mined" | "replaced" | "dropped";
 

@@ -16,7 +16,24 @@ import { BATCH_GAS_PER_ITEM } from "../domain/delegation-batch-plan.ts";
 /** The call that moves `units` of `asset` from `from` to `to`. */
 export function transferCall(asset: Asset, from: string, to: string, units: bigint): CallRequest {
   if (asset.native) return { from, to, data: "0x", value: units };
-  return { from, to: asset.token, data: erc20.encodeFunctionData("transfer", [to, units]), value: 0n };
+  return { from, to: asset.token, data: erc20TransferData(to, units), value: 0n };
+}
+
+const TRANSFER_SELECTOR = erc20.getFunction("transfer")!.selector;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const MAX_UINT256 = (1n << 256n) - 1n;
+
+/**
+ * ERC-20 `transfer(to, units)` call data, exactly as ethers' ABI coder
+ * writes it (tests/unit/tx-build.test.ts checks that on random input): the
+ * selector, then each argument as one 32-byte word. Written out because the
+ * sender builds one per payout before every batch and the ABI coder took 10
+ * ms for 200 of them, about a twentieth of a batched payout's time.
+ */
+export function erc20TransferData(to: string, units: bigint): string {
+  if (!ADDRESS.test(to)) throw new TypeError(`not an address: ${to}`);
+  if (units < 0n || units > MAX_UINT256) throw new RangeError(`not a uint256: ${units}`);
+  return `${TRANSFER_SELECTOR}${to.slice(2).toLowerCase().padStart(64, "0")}${units.toString(16).padStart(64, "0")}`;
 }
 
 export interface SignedTx {
