@@ -181,7 +181,8 @@ export const configSchema = z.object({
     })
     .prefault({}),
   mysql_url: str().default("mysql://root@127.0.0.1:3306/payment"),
-  mysql_pool_size: z.number().int().min(1).max(200).default(10),
+  // at least 2: a deposit block's finaliser keeps its lock's connection and reads with another
+  mysql_pool_size: z.number().int().min(2).max(200).default(10),
   eth_config: chainConfig.optional(),
   /** other EVM chains, keyed like `net` entries */
   evm_chains: z.record(z.string(), chainConfig).default({}),

@@ -2,7 +2,8 @@
  * A JSON-RPC proxy in front of anvil for fault tests: every call (single or
  * inside a batch) is forwarded unless `intercept` answers it itself, which is
  * how a test plays a node that refuses some transactions or a load-balanced
- * backend that lags (null receipts). It counts calls per method.
+ * backend that lags (null receipts), or a slow one (`delayMs`: the request
+ * is answered that much later). It counts calls per method.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,7 +24,11 @@ export interface RpcProxy {
   close(): Promise<void>;
 }
 
-export async function startRpcProxy(target: string, intercept: (call: RpcCall) => RpcAnswer | undefined): Promise<RpcProxy> {
+export async function startRpcProxy(
+  target: string,
+  intercept: (call: RpcCall) => RpcAnswer | undefined,
+  opts: { delayMs?: (call: RpcCall) => number } = {},
+): Promise<RpcProxy> {
   const counts = new Map<string, number>();
   const forward = async (payload: unknown) => {
     const res = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(payload) });
@@ -45,6 +50,8 @@ export async function startRpcProxy(target: string, intercept: (call: RpcCall) =
         const upstream = rest.length === 0 ? [] : Array.isArray(parsed) ? ((await forward(rest)) as { id: unknown }[]) : [await forward(rest[0])];
         const byId = new Map((upstream as { id: unknown }[]).map((r) => [r.id, r]));
         const out = calls.map((c, i) => answers[i] ?? byId.get(c.id));
+        const delay = Math.max(0, ...calls.map((c) => opts.delayMs?.(c) ?? 0));
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify(Array.isArray(parsed) ? out : out[0]));
       })().catch((e: unknown) => {

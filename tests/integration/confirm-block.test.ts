@@ -11,6 +11,7 @@ import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { eventually } from "../helpers/rabbit.ts";
 import { chainTools, startDepositStack, type ChainTools, type DepositStack } from "../helpers/deposit-stack.ts";
 import { quiescent } from "../helpers/quiet.ts";
+import { startRpcProxy } from "../helpers/rpc-proxy.ts";
 import { createConfirmationWorker } from "../../workers/confirmation/main.ts";
 import { formatUnits } from "../../shared/domain/amount.ts";
 
@@ -105,3 +106,43 @@ test("every job of a due block running at once on two workers still finalises ea
   assert.equal(await env.db.prisma.notification.count({ where: { dedupeKey: { in: ids.map((id) => `deposit-${id}-1`) } } }), to.length);
   assert.equal(await env.db.prisma.deposit.count({ where: { blockNumber: block, state: "confirmed" } }), to.length);
 });
+
+test("more blocks due at once than the pool has connections, behind a slow node (as after a node outage): every deposit final, no job ever failed waiting for a connection", async () => {
+  // The workers here share one pool of 5 connections (tests/helpers/env.ts); twelve blocks fall due with
+  // one head, and a third worker reads receipts through a node that answers them 300 ms late, so block
+  // finalisations overlap while each holds its block's lock (and the lock's connection).
+  const proxy = await startRpcProxy(env.anvil!.rpcUrl, () => undefined, { delayMs: (c) => (c.method === "eth_getTransactionReceipt" ? 300 : 0) });
+  const slow = createConfirmationWorker({ ...env, config: { ...env.config, chains: { ETH: { ...env.config.chains.ETH!, rpc_url: proxy.url } } } });
+  await slow.start();
+  try {
+    await manyBlocksDue();
+  } finally {
+    await slow.stop();
+    await proxy.close();
+  }
+});
+
+async function manyBlocksDue() {
+  const blocks: { block: number; to: string[] }[] = [];
+  for (let i = 0; i < 12; i++) blocks.push(await depositBlock(0xc0 + i, 2));
+  await chain.mine(CONFIRM);
+  // every job of every block runs now, on either worker, not only the one the head wakes per block
+  await env.queues.confirm.promoteJobs();
+  const all = blocks.reduce((n, b) => n + b.to.length, 0);
+  await eventually(() => blocks.reduce((n, b) => n + finalsOf(b.block).length, 0) === all, 90_000);
+  const ids = (await env.db.prisma.deposit.findMany({ where: { blockNumber: { in: blocks.map((b) => b.block) } }, select: { id: true } })).map((d) => `deposit-${d.id}`);
+  await eventually(async () => {
+    await env.queues.confirm.promoteJobs();
+    const states = await Promise.all(ids.map(async (id) => (await env.queues.confirm.getJob(id))?.getState()));
+    return states.every((st) => st === "completed");
+  }, 60_000);
+  const jobs = await Promise.all(ids.map((id) => env.queues.confirm.getJob(id)));
+  // a failed attempt leaves its error in the job's stacktrace even after a later attempt completed it
+  const failedOnce = jobs.filter((j) => (j?.stacktrace?.length ?? 0) > 0 || j?.failedReason);
+  assert.deepEqual(
+    failedOnce.map((j) => `${j!.id}: ${j!.failedReason ?? j!.stacktrace?.[0]?.split("\n")[0]}`),
+    [],
+    "a job failed on its way (a block-lock holder waiting for a pool connection other holders keep)",
+  );
+  for (const b of blocks) assert.equal(finalsOf(b.block).length, b.to.length, `block ${b.block}`);
+}

@@ -38,7 +38,7 @@ import { assetOf } from "../../shared/domain/assets.ts";
 import { depositNotification } from "../../shared/domain/notifications.ts";
 import { PermanentError, RetryableError, type ErrorCode } from "../../shared/domain/errors.ts";
 import type { DepositChainCheck, RpcReceipt } from "./deposit-chain-check.ts";
-import { createBlockFinalizer, depositFacts } from "./finalize-block.ts";
+import { BLOCK_LOCK_EXTRA_CONNECTIONS, createBlockFinalizer, depositFacts } from "./finalize-block.ts";
 import { logToJob } from "../../shared/jobs/job-log.ts";
 
 export interface ConfirmDepositChain {
@@ -64,6 +64,8 @@ interface Progress {
 }
 
 const ACTOR = "confirmation";
+/** how soon a run that found its block's lock busy looks again (at most a block later) */
+const BLOCK_BUSY_DELAY_MS = 1_000;
 
 export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"confirm-deposit"> {
   const now = deps.now ?? Date.now;
@@ -111,13 +113,19 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     const decision = decideConfirm(facts);
     const required = cfg.confirm_height;
     // Due on a canonical block: one run at a time per block finalises the
-    // whole block; a sibling's run meeting it looks again a block later
+    // whole block; a sibling's run meeting it looks again a little later
     // (by then its row is normally confirmed) instead of fetching the same
-    // receipts and contending for the same rows.
+    // receipts and contending for the same rows. The lock also answers
+    // "busy" while this pool has as many block finalisers as it can serve
+    // (namedLock's extraConnections): after an outage, blocks due by the
+    // hundred go through a few at a time instead of jamming the pool.
     let blockLock: NamedLock | null = null;
     if (decision.kind === "fetch-receipt" && canonicalHash === row.blockHash && head >= row.blockNumber + required) {
-      blockLock = await tryNamedLock(deps.pool, `deposit-block:${row.chain}:${row.blockHash}`);
-      if (!blockLock) return reschedule(job, token, confirmDelayMs(1, cfg.block_time_ms), { confirmations: confirmationsOf(head, row.blockNumber), required });
+      blockLock = await tryNamedLock(deps.pool, `deposit-block:${row.chain}:${row.blockHash}`, { extraConnections: BLOCK_LOCK_EXTRA_CONNECTIONS });
+      if (!blockLock) {
+        const again = Math.min(confirmDelayMs(1, cfg.block_time_ms), BLOCK_BUSY_DELAY_MS + Math.random() * BLOCK_BUSY_DELAY_MS);
+        return reschedule(job, token, again, { confirmations: confirmationsOf(head, row.blockNumber), required });
+      }
     }
     try {
       return await decideAndAct(row, chain, job, token, progress, facts, decision, blockLock, log);

@@ -42,6 +42,13 @@ export const FINAL_CHUNK = 1_000;
  * chunks crediting the same addresses wait for each other, never deadlock)
  */
 const COMMITS_IN_FLIGHT = 2;
+/**
+ * Pool connections a block's finaliser may wait for beyond its lock's own:
+ * the next page's read, and the commit lanes after the first (which runs on
+ * the lock's connection). The single-row paths under the lock take one at a
+ * time. confirm-deposit takes the block lock with this many (namedLock).
+ */
+export const BLOCK_LOCK_EXTRA_CONNECTIONS = COMMITS_IN_FLIGHT;
 
 /** The notification facts of a deposit row. */
 export function depositFacts(row: DepositRecord, confirmations: number): DepositFacts {

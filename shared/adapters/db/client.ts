@@ -52,9 +52,18 @@ export function poolConfigFromUrl(url: string, connectionLimit = 10): mariadb.Po
   };
 }
 
+/** Each pool's connection limit (the mariadb pool does not say it): see namedLock's `extraConnections`. */
+const poolLimits = new WeakMap<mariadb.Pool, number>();
+
+/** The most connections `pool` opens (10, mariadb's default, for a pool not made by createDb). */
+export function poolLimitOf(pool: mariadb.Pool): number {
+  return poolLimits.get(pool) ?? 10;
+}
+
 export function createDb(opts: { url: string; poolSize?: number }): Db {
   const config = poolConfigFromUrl(opts.url, opts.poolSize ?? 10);
   const pool = mariadb.createPool(config);
+  poolLimits.set(pool, config.connectionLimit!);
   const adapter = new PrismaMariaDb(pool, { database: config.database });
   const prisma = new PrismaClient({ adapter });
   let closed = false;

@@ -9,6 +9,7 @@
  */
 import type * as mariadb from "mariadb";
 import { RetryableError } from "../../domain/errors.ts";
+import { poolLimitOf } from "./client.ts";
 
 export type Conn = mariadb.PoolConnection;
 
@@ -117,6 +118,9 @@ export interface NamedLock {
   release(): Promise<void>;
 }
 
+/** Per pool, the named-lock holders now that may wait for more of its connections (see namedLock). */
+const needyHolders = new WeakMap<mariadb.Pool, number>();
+
 /**
  * Take a MySQL named lock, waiting up to `waitS` seconds (0: not at all);
  * null when another session holds it. The name is scoped to the current
@@ -124,16 +128,47 @@ export interface NamedLock {
  * and two gateways (or two test databases) must not wait for each other. The
  * lock lives on its own pooled connection and dies with it, so a crashed
  * holder never leaves it taken.
+ *
+ * `extraConnections`: how many more of the pool's connections the holder
+ * may wait for while it holds the lock (work not run on the lock's own
+ * connection). Each such holder keeps one connection; with more of them
+ * than the pool's limit less `extraConnections`, every one of them can be
+ * waiting for a connection another keeps, until the pool times out, and
+ * their retries meet the same wall (seen after a node outage, when many
+ * blocks' deposits fell due at once). So past that many holders on the
+ * pool (at least one), this answers null, as if the lock were taken: the
+ * caller comes back later.
  */
-export async function namedLock(pool: mariadb.Pool, name: string, waitS = 0): Promise<NamedLock | null> {
-  const conn = await pool.getConnection();
+export async function namedLock(pool: mariadb.Pool, name: string, waitS = 0, opts: { extraConnections?: number } = {}): Promise<NamedLock | null> {
+  const extra = opts.extraConnections ?? 0;
+  let counted = false;
+  if (extra > 0) {
+    const holders = needyHolders.get(pool) ?? 0;
+    if (holders >= Math.max(1, poolLimitOf(pool) - extra)) return null;
+    needyHolders.set(pool, holders + 1);
+    counted = true;
+  }
+  const uncount = () => {
+    if (!counted) return;
+    counted = false;
+    needyHolders.set(pool, (needyHolders.get(pool) ?? 1) - 1);
+  };
+  let conn: Conn;
+  try {
+    conn = await pool.getConnection();
+  } catch (e) {
+    uncount();
+    throw e;
+  }
   try {
     const rows = (await conn.query(`SELECT GET_LOCK(${SCOPED_LOCK}, ?) AS ok`, [name, waitS])) as { ok: bigint | number | null }[];
     if (Number(rows[0]?.ok) !== 1) {
+      uncount();
       await conn.release().catch(() => undefined);
       return null;
     }
   } catch (e) {
+    uncount();
     await conn.release().catch(() => undefined);
     throw e;
   }
@@ -143,6 +178,7 @@ export async function namedLock(pool: mariadb.Pool, name: string, waitS = 0): Pr
     async release() {
       if (released) return;
       released = true;
+      uncount();
       try {
         await conn.query(`SELECT RELEASE_LOCK(${SCOPED_LOCK})`, [name]);
       } catch {
@@ -159,7 +195,7 @@ export async function namedLock(pool: mariadb.Pool, name: string, waitS = 0): Pr
 const SCOPED_LOCK = "CONCAT('payment:', SHA1(CONCAT(DATABASE(), '|', ?)))";
 
 /** A named lock without waiting (see namedLock). */
-export const tryNamedLock = (pool: mariadb.Pool, name: string) => namedLock(pool, name, 0);
+export const tryNamedLock = (pool: mariadb.Pool, name: string, opts: { extraConnections?: number } = {}) => namedLock(pool, name, 0, opts);
 
 /**
  * A transaction under a named lock held until after COMMIT (work that must
