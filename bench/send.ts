@@ -222,12 +222,13 @@ async function main() {
           "Changed for it in this run: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
           "eth_estimateGas, which alone can refuse it as `reverted` before signing: what the business sees is unchanged); their ERC-20 call data is " +
           "written out instead of going through the ABI coder (10 ms per 200); the 24 h policy usage is read only when a velocity limit applies; a " +
-          "sent transfer's job reads no attempt row while it is younger than stuck_after_s. In the run before (same script, this machine slower that " +
-          "day): 1.70x; node was 0.95 ms of a batched payout's 2.64. What bounds one wallet now: the machine's two cores (the CPU note: this process " +
-          "near a full core) shared between the drain and the 2,000 BullMQ jobs of its payouts (2.6 to 3.6 runs of send-transfer per payout while a " +
-          "drain holds the wallet, each a MySQL read and Redis round trips), and the rows per payout (lock, persist, record). What would lift it: " +
-          "one job per drained batch instead of one per payout, fewer rows per payout, cores of its own for the sender. Gas per payout, where " +
-          "batches pay off, is in gas-7702.",
+          "sent transfer's job reads no attempt row while it is younger than stuck_after_s; and a job in its first minute that finds its wallet's " +
+          "lease held comes back later without reading its row (before, a drain of 2,000 payouts met about 2,000 jobs each reading its row from " +
+          "MySQL only to reschedule itself; that also lifts the plain rows). In the run before (same script, this machine slower that day): 1.70x; " +
+          "node was 0.95 ms of a batched payout's 2.64. What bounds one wallet now: the machine's two cores (the CPU note: this process near a full " +
+          "core) shared between the drain and the BullMQ jobs of its payouts (each still runs at least once to complete, and the confirmation job " +
+          "is added per payout), and the rows per payout (lock, persist, record). What would lift it: one job per drained batch instead of one per " +
+          "payout, fewer rows per payout, cores of its own for the sender. Gas per payout, where batches pay off, is in gas-7702.",
         "EIP-7702 rows: the same pay requests after `payment contracts deploy` recorded the BatchExecutor: each wallet's drain plans its token payouts into batches (at most 200, within batch_gas_budget) and signs one transaction per batch (the first also carries the wallet's authorization), stores it for every member, broadcasts it once. The raw column repeats the plain rows' raw figure (one transaction per transfer is all raw ethers can do).",
         `node and signing ceilings, same run: signing USDT transfers in JS (ethers SigningKey) ${fmt(node.signPerS)}/s on one core; ` +
           `pre-signed eth_sendRawTransaction awaited one at a time through a provider configured like ours (2 ms batch stall) ${fmt(node.sequentialPerS)}/s, ` +
