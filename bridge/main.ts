@@ -19,19 +19,14 @@ import { createRequestConsumer } from "./request-consumer.ts";
 import { createOutboxPublisher } from "./outbox-publisher.ts";
 import { RMQ_ROUTE_KEYS } from "../shared/config/schema.ts";
 import { createAddressLog } from "../shared/adapters/address-log.ts";
+import { withTimeout } from "../shared/adapters/service-checks.ts";
 
 /** A health probe that gives up instead of waiting for a dead service (Redis commands wait while it is down). */
-async function answers(probe: () => Promise<unknown>, timeoutMs = 2_000): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-  try {
-    return await Promise.race([probe().then(() => true), timeout]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const answers = (probe: () => Promise<unknown>, timeoutMs = 2_000): Promise<boolean> =>
+  withTimeout(Promise.resolve().then(probe), timeoutMs, "probe").then(
+    () => true,
+    () => false,
+  );
 
 export interface BridgeDeps {
   config: Config;

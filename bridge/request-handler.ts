@@ -73,19 +73,23 @@ export interface RequestHandlerDeps {
 /** One message after validation, before the ledger is consulted. */
 type Checked =
   | (Common & { type: "dead"; reason: DeadReason; detail: string; claimedQueueId: string | null })
-  | (Common & { type: "rejected"; queueId: string | null; code: RefusalCode; detail: string; echo: Echo; orderIds: string[] | null })
-  | (Common & { type: "valid"; queueId: string | null; request: ValidRequest; echo: Echo });
+  | (Common & Recorded & { type: "rejected"; queueId: string | null; code: RefusalCode; detail: string; echo: Echo; orderIds: string[] | null })
+  | (Common & Recorded & { type: "valid"; queueId: string | null; request: ValidRequest; echo: Echo });
 
 interface Common {
   /** position in the batch */
   i: number;
   kind: RequestKind;
   bytes: number;
+  redelivered: boolean;
+}
+
+/** What a message that will be recorded (refused or accepted) keeps; a dead one is kept by the dead-letter queue. */
+interface Recorded {
   /** sha256 of the exact bytes: what a redelivery is recognised by (`request.body_hash`) */
   rawHash: string;
-  /** the body as text, kept only for messages that will be recorded */
+  /** the body as text */
   raw: string;
-  redelivered: boolean;
 }
 
 type Refused = Extract<Checked, { type: "rejected" }>;
@@ -97,7 +101,7 @@ const walletKey = (chain: string, address: string) => `${chain}\u0000${address}`
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 function check(m: IncomingMessage, i: number, ctx: ValidationContext): Checked {
-  const common = { i, kind: m.kind, bytes: m.body.length, rawHash: sha256(m.body), raw: "", redelivered: m.redelivered };
+  const common = { i, kind: m.kind, bytes: m.body.length, redelivered: m.redelivered };
   let v: ReturnType<typeof validateRequest>;
   try {
     v = validateRequest(m.kind, m.body, ctx);
@@ -106,10 +110,9 @@ function check(m: IncomingMessage, i: number, ctx: ValidationContext): Checked {
     return { ...common, type: "dead", reason: "internal", detail: clip(`validation failed: ${describeError(err)}`), claimedQueueId: null };
   }
   if (v.outcome === "dead") return { ...common, type: "dead", reason: v.reason, detail: v.detail, claimedQueueId: v.claimedQueueId };
-  // only messages that will be recorded keep their text (a dead one is kept by the dead-letter queue)
-  const raw = m.body.toString("utf8");
-  if (v.outcome === "rejected") return { ...common, raw, type: "rejected", queueId: v.queueId, code: v.code, detail: v.detail, echo: v.echo, orderIds: v.orderIds };
-  return { ...common, raw, type: "valid", queueId: v.request.queueId, request: v.request, echo: v.echo };
+  const recorded: Recorded = { rawHash: sha256(m.body), raw: m.body.toString("utf8") };
+  if (v.outcome === "rejected") return { ...common, ...recorded, type: "rejected", queueId: v.queueId, code: v.code, detail: v.detail, echo: v.echo, orderIds: v.orderIds };
+  return { ...common, ...recorded, type: "valid", queueId: v.request.queueId, request: v.request, echo: v.echo };
 }
 
 export function createRequestHandler(deps: RequestHandlerDeps) {
@@ -261,8 +264,9 @@ const EFFECTS: Record<RequestKind, Effect> = {
     await watch(conn, only("topup", accepted).map((a) => a.request));
     return { jobs: [], notes: [], audit: [] };
   },
-  withdraw: (conn, accepted, nowMs) => queueTransfers(conn, accepted, nowMs),
-  pay: (conn, accepted, nowMs) => queueTransfers(conn, accepted, nowMs),
+  // one effect for both: a batch's withdrawals and payouts are queued in one INSERT (applyEffects)
+  withdraw: queueTransfers,
+  pay: queueTransfers,
   remove: async (conn, accepted, nowMs) => {
     const out: EffectResult = { jobs: [], notes: [], audit: [] };
     for (const a of only("remove", accepted)) {
@@ -274,12 +278,13 @@ const EFFECTS: Record<RequestKind, Effect> = {
   },
 };
 
+/** Each distinct effect once, with the accepted requests of every kind it serves, in batch order. */
 async function applyEffects(conn: Conn, accepted: { requestId: bigint; request: ValidRequest }[], nowMs: number): Promise<EffectResult> {
   const out: EffectResult = { jobs: [], notes: [], audit: [] };
-  for (const kind of REQUEST_KINDS) {
-    const mine = accepted.filter((a) => a.request.kind === kind);
+  for (const effect of new Set(REQUEST_KINDS.map((k) => EFFECTS[k]))) {
+    const mine = accepted.filter((a) => EFFECTS[a.request.kind] === effect);
     if (mine.length === 0) continue;
-    const r = await EFFECTS[kind](conn, mine, nowMs);
+    const r = await effect(conn, mine, nowMs);
     out.jobs.push(...r.jobs);
     out.notes.push(...r.notes);
     out.audit.push(...r.audit);
@@ -330,7 +335,7 @@ async function findRequests(conn: Conn, keys: [string, string][]) {
   const out = new Map<string, LedgerEntry>();
   for (const [kind, queueIds] of groupPairs(keys)) {
     const rows = (await conn.query(
-      `SELECT id, kind, queue_id, body_hash, state FROM request WHERE kind = ? AND queue_id IN (${queueIds.map(() => "?").join(", ")})`,
+      `SELECT id, kind, queue_id, body_hash, state FROM request WHERE kind = ? AND queue_id IN (${inList(queueIds.length)})`,
       [kind, ...queueIds],
     )) as { id: bigint; kind: string; queue_id: string; body_hash: string; state: string }[];
     for (const r of rows) out.set(ledgerKey(r.kind, r.queue_id), { id: r.id, rawHash: r.body_hash, state: r.state });
@@ -342,7 +347,7 @@ async function knownWallets(conn: Conn, pairs: [string, string][]) {
   const known = new Set<string>();
   for (const [chain, addresses] of groupPairs(pairs)) {
     const rows = (await conn.query(
-      `SELECT chain, address FROM wallet WHERE chain = ? AND address IN (${addresses.map(() => "?").join(", ")})`,
+      `SELECT chain, address FROM wallet WHERE chain = ? AND address IN (${inList(addresses.length)})`,
       [chain, ...addresses],
     )) as { chain: string; address: string }[];
     for (const r of rows) known.add(walletKey(r.chain, r.address));

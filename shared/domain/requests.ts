@@ -124,7 +124,7 @@ const schemas = {
   }),
 } as const;
 
-const AMOUNT_ECHO_RE = /^[0-9A-Za-z.+-]{1,100}$/;
+const AMOUNT_ECHO_RE = new RegExp(`^[0-9A-Za-z.+-]{1,${LIMITS.amountChars}}$`);
 
 /** Each echo field's shape check: anything else is left out of the answer. */
 const ECHO_CHECK: Record<EchoField, (v: unknown) => string | null> = {
@@ -217,7 +217,7 @@ export function validateRequest(kind: RequestKind, body: Buffer, ctx: Validation
   // answer to: the business's own bug, dead-lettered (never a guess).
   const spec = REQUEST_KIND_SPECS[kind];
   const absent = msg.queue_id === undefined || msg.queue_id === null;
-  if (absent ? spec.queueIdRequired : !isId(msg.queue_id)) {
+  if (absent ? spec.queueIdRequired : claimed === null) {
     return dead("invalid_request", `queue_id: ${absent ? "required" : `must be 1-${LIMITS.idChars} printable ASCII characters without leading or trailing spaces`}`);
   }
   const queueId = claimed;

@@ -35,7 +35,7 @@ export function signMessage<T extends Record<string, unknown>>(message: T, key: 
  * Walks with an explicit stack: called on input whose depth is bounded, but
  * it must not recurse.
  */
-export function inspectNumbers(message: unknown): { breaking: string | null; respelt: boolean } {
+function inspectNumbers(message: unknown): { breaking: string | null; respelt: boolean } {
   const todo: unknown[] = [message];
   let respelt = false;
   while (todo.length > 0) {

@@ -64,6 +64,8 @@ const LEASE_WAIT_MS = 25_000;
  */
 const LEASE_BUSY_POLLS = 1;
 const LEASE_BUSY_DELAY_MS = 500;
+/** when a job that met its wallet's lease held runs again: jittered, so a crowd of them does not come back at once */
+const busyDelayMs = () => LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2);
 const COLLECTION_LEASE_WAIT_MS = 10_000;
 /** how long after its creation a job may put off reading its row while its wallet is being drained (see the handler) */
 const EARLY_LOOK_MS = 60_000;
@@ -85,7 +87,7 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
     // never waits on a wallet that is always busy.
     const p = data.payment;
     if (p?.from && p.chain && ctx.now() - job.timestamp < EARLY_LOOK_MS && (await isHeld(ctx.redis, senderLockKey(ctx.prefix, p.chain, p.from)))) {
-      return reschedule(job, token, LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2));
+      return reschedule(job, token, busyDelayMs());
     }
     let busy = 0;
     for (;;) {
@@ -131,7 +133,7 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
       const sender = t.state === "signed" ? t.from_address! : t.requested_from;
       const lease = await tryAcquire(ctx.redis, senderLockKey(ctx.prefix, chain.key, sender), LEASE_TTL_MS);
       if (!lease) {
-        if (++busy > LEASE_BUSY_POLLS) return reschedule(job, token, LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2));
+        if (++busy > LEASE_BUSY_POLLS) return reschedule(job, token, busyDelayMs());
         await sleep(5 * 2 ** busy + Math.random() * 5);
         continue;
       }
