@@ -154,8 +154,9 @@ export function register(program: Command): void {
     .action(async (opts: { chain?: string; config?: string }) => {
       await runCli(opts.config, async (ctx) => {
         const chains = chainsOf(ctx.config, opts.chain);
+        const rows = (await listDelegationContracts(ctx.db.pool, opts.chain)).filter((r) => chains.some((c) => c.key === r.chain));
         for (const chain of chains) {
-          const recorded = new Set((await listDelegationContracts(ctx.db.pool, chain.key)).map((r) => r.address));
+          const recorded = new Set(rows.filter((r) => r.chain === chain.key).map((r) => r.address));
           const client = createChainClient(chain);
           try {
             for (const planned of plannedFor(chain)) {
@@ -167,7 +168,6 @@ export function register(program: Command): void {
             client.close();
           }
         }
-        const rows = (await listDelegationContracts(ctx.db.pool, opts.chain)).filter((r) => chains.some((c) => c.key === r.chain));
         if (rows.length === 0) return;
         console.log("\nrecorded:");
         for (const r of rows) {

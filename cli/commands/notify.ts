@@ -17,7 +17,7 @@
 import { userInfo } from "node:os";
 import type { Command } from "commander";
 import type { Pool } from "mariadb";
-import { inTransaction } from "../../shared/adapters/db/sql.ts";
+import { inList, inTransaction } from "../../shared/adapters/db/sql.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
 import { CONFIG_OPTION_HELP, nothingFor, parseSubject, runCli, type Subject } from "../context.ts";
 
@@ -54,7 +54,7 @@ export async function redeliverNotifications(pool: Pool, subject: Subject, opts:
       const ids = toRequeue.map((r) => r.id);
       // Guarded on state: a row another operator re-queued meanwhile is left as it is.
       await conn.query(
-        `UPDATE notification SET state = 'pending', claimed_by = NULL, claimed_until = NULL WHERE id IN (${ids.map(() => "?").join(",")}) AND state = 'sent'`,
+        `UPDATE notification SET state = 'pending', claimed_by = NULL, claimed_until = NULL WHERE id IN (${inList(ids.length)}) AND state = 'sent'`,
         ids,
       );
       await insertAudit(

@@ -106,24 +106,19 @@ export async function retryTransfers(ctx: Pick<CliContext, "db" | "queues">, sel
     }
     out.push({ transfer: t, action, runs });
   }
-  const conn = await ctx.db.pool.getConnection();
-  try {
-    await insertAudit(
-      conn,
-      out.map((l) => ({
-        actor,
-        event: "transfer.retry",
-        queueId: l.transfer.queue_id,
-        orderId: l.transfer.order_id || null,
-        address: l.transfer.from_address ?? l.transfer.requested_from,
-        subjectType: "transfer",
-        subjectId: l.transfer.id,
-        data: { state: l.transfer.state, action: l.action },
-      })),
-    );
-  } finally {
-    await conn.release();
-  }
+  await insertAudit(
+    ctx.db.pool,
+    out.map((l) => ({
+      actor,
+      event: "transfer.retry",
+      queueId: l.transfer.queue_id,
+      orderId: l.transfer.order_id || null,
+      address: l.transfer.from_address ?? l.transfer.requested_from,
+      subjectType: "transfer",
+      subjectId: l.transfer.id,
+      data: { state: l.transfer.state, action: l.action },
+    })),
+  );
   return out;
 }
 

@@ -20,7 +20,7 @@ import type { Pool } from "mariadb";
 import { Wallet } from "ethers";
 import { parseMasterKey } from "../../shared/config/secrets.ts";
 import { ConfigError } from "../../shared/config/load-config.ts";
-import { inTransaction, isDuplicateKey } from "../../shared/adapters/db/sql.ts";
+import { affected, inTransaction, isDuplicateKey } from "../../shared/adapters/db/sql.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
 import { addressOfKey, encryptPrivateKey, masterKeyId, normalisePrivateKey, reencrypt, KeystoreError } from "../../shared/adapters/keystore.ts";
 import { CliError, CONFIG_OPTION_HELP, parseChain, parseChoice, runCli, UsageError, type CliContext } from "../context.ts";
@@ -170,8 +170,8 @@ export async function rotateMasterKey(pool: Pool, from: Buffer, to: Buffer, acto
         next.keyId,
         r.id,
         fromKeyId,
-      ])) as { affectedRows: number };
-      if (Number(res.affectedRows) !== 1) throw new Error(`wallet ${r.address} changed during rotation`);
+      ]));
+      if (affected(res) !== 1) throw new Error(`wallet ${r.address} changed during rotation`);
       reencrypted++;
     }
     await insertAudit(conn, [{ actor, event: "wallet.master_key_rotated", data: { from_key_id: fromKeyId, to_key_id: toKeyId, reencrypted, already_rotated: rows.length - reencrypted } }]);

@@ -23,7 +23,7 @@ import { isTransientRpcError } from "../adapters/chain.ts";
 import { inTransaction } from "../adapters/db/sql.ts";
 import { describeError } from "../domain/errors.ts";
 import { enqueueMany } from "../jobs/registry.ts";
-import type { MoneyContext, SenderChain } from "./context.ts";
+import { SENDER_ACTOR, type MoneyContext, type SenderChain } from "./context.ts";
 import { transferJob, type PaymentFacts, type TransferRow } from "./rows.ts";
 import { markSent } from "./chain-transitions.ts";
 import { phaseClock } from "../metrics.ts";
@@ -39,7 +39,7 @@ export interface SignedItem {
   raw: string;
 }
 
-const ACTOR = "transfer-sender";
+const ACTOR = SENDER_ACTOR;
 
 const BROADCAST_CHUNK = 100;
 

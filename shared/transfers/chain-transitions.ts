@@ -158,7 +158,9 @@ export async function addBatchReplacement(
   fees: Fees,
   step: Step,
 ): Promise<bigint[]> {
-  const members = (await conn.query("SELECT transfer_id, batch_index, batch_size FROM tx_attempt WHERE chain = ? AND tx_hash = ? ORDER BY transfer_id", [chain, latest.tx_hash])) as {
+  // the attempt rows of one hash are written once, together, and never change: read them once
+  const members = (await conn.query("SELECT id, transfer_id, batch_index, batch_size FROM tx_attempt WHERE chain = ? AND tx_hash = ? ORDER BY transfer_id", [chain, latest.tx_hash])) as {
+    id: bigint;
     transfer_id: bigint;
     batch_index: number | null;
     batch_size: number | null;
@@ -168,13 +170,13 @@ export async function addBatchReplacement(
   const rows = await loadTransfers(conn, ids, { forUpdate: true });
   if (rows.length !== ids.length || rows.some((r) => r.state !== "sent")) return [];
   const tops = (await conn.query(`SELECT transfer_id, MAX(id) AS id FROM tx_attempt WHERE transfer_id IN (${inList(ids.length)}) GROUP BY transfer_id`, ids)) as { transfer_id: bigint; id: bigint }[];
-  const ofLatest = (await conn.query(`SELECT id FROM tx_attempt WHERE chain = ? AND tx_hash = ?`, [chain, latest.tx_hash])) as { id: bigint }[];
-  const latestIds = new Set(ofLatest.map((r) => r.id));
+  const latestIds = new Set(members.map((m) => m.id));
+  const byId = new Map(rows.map((r) => [r.id, r]));
   if (tops.length !== ids.length || tops.some((t) => !latestIds.has(t.id))) return [];
   await conn.query(
     `INSERT INTO tx_attempt (transfer_id, chain, from_address, nonce, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, gas_limit, state, batch_index, batch_size) VALUES ${placeholders(members.length, 12)}`,
     members.flatMap((m) => {
-      const t = rows.find((r) => r.id === m.transfer_id)!;
+      const t = byId.get(m.transfer_id)!;
       return [t.id, chain, t.from_address, t.nonce, next.hash, batchRaw(next.raw, m.batch_index), fees.maxFeePerGas, fees.maxPriorityFeePerGas, latest.gas_limit, "signed", m.batch_index, m.batch_size];
     }),
   );

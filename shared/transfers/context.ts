@@ -15,6 +15,9 @@ import type { Metrics } from "../metrics.ts";
 import { outboxChannel } from "../adapters/db/outbox.ts";
 import { createChainReads, type ChainReads } from "./chain-reads.ts";
 
+/** The actor of every audit row the transfer-sender writes. */
+export const SENDER_ACTOR = "transfer-sender";
+
 export interface SenderChain {
   key: string;
   config: Config["chains"][string];

@@ -19,13 +19,13 @@ import { inTransaction } from "../adapters/db/sql.ts";
 import { logToJobs } from "../jobs/job-log.ts";
 import { bumpFees, feeCap, suggestFees } from "../domain/fees.ts";
 import { nonceConsumed } from "../domain/nonce-plan.ts";
-import type { SenderChain, SenderContext } from "./context.ts";
+import { SENDER_ACTOR, type SenderChain, type SenderContext } from "./context.ts";
 import { loadAttempts, type AttemptRow, type TransferRow } from "./rows.ts";
-import { resignAnyWithFees } from "./tx-build.ts";
+import { resignDelegationTx } from "../adapters/eip7702.ts";
 import { broadcastOne } from "./broadcast.ts";
 import { addBatchReplacement, addReplacement, markAttemptBroadcast } from "./chain-transitions.ts";
 
-const ACTOR = "transfer-sender";
+const ACTOR = SENDER_ACTOR;
 
 export type ReplaceOutcome = "settled" | "not-stuck" | "queued-behind" | "replaced" | "capped" | "raced";
 
@@ -69,7 +69,7 @@ export async function replaceIfStuck(ctx: SenderContext, chain: SenderChain, t: 
   }
   const key = await ctx.keystore.signingKey(chain.key, from);
   // A batch is replaced whole: same nonce, same items, same authorization, for every member at once.
-  const next = resignAnyWithFees(key, latest.raw_tx, fees);
+  const next = resignDelegationTx(key, latest.raw_tx, fees);
   const step = { actor: ACTOR, nowMs: ctx.now() };
   const replaced = await inTransaction(ctx.pool, async (conn) =>
     latest.batch_size !== null ? addBatchReplacement(conn, chain.key, latest, next, fees, step) : (await addReplacement(conn, t, latest, next, fees, step)) ? [t.id] : [],

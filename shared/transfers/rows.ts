@@ -25,8 +25,6 @@ export type TransferState = "queued" | "awaiting_approval" | "held" | "signed" |
 /** Nothing is on chain for these: they can still be cancelled, failed or held without a trace on chain. */
 export const UNSIGNED_STATES = ["queued", "awaiting_approval", "held"] as const satisfies readonly TransferState[];
 /** A transaction is out for these: only the chain decides how they end. */
-export const ON_CHAIN_STATES = ["signed", "sent", "mined"] as const satisfies readonly TransferState[];
-export const FINAL_STATES = ["confirmed", "failed", "cancelled"] as const satisfies readonly TransferState[];
 
 export interface TransferRow {
   id: bigint;

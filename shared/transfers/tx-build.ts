@@ -4,12 +4,12 @@
  * is never decoded, so mainnet USDT works), EIP-1559 type-2 fields, and a
  * signature from the wallet's key. Pure apart from the signing key.
  */
-import { Transaction, type SigningKey } from "ethers";
+import type { SigningKey } from "ethers";
 import { erc20 } from "../adapters/chain.ts";
 import type { Asset } from "../domain/assets.ts";
 import type { Fees } from "../domain/fees.ts";
 import type { CallRequest } from "./chain-reads.ts";
-import { resignDelegationTx, signDelegationTx, signSelfAuthorization } from "../adapters/eip7702.ts";
+import { signDelegationTx, signSelfAuthorization, type SignedTx } from "../adapters/eip7702.ts";
 import { encodePay } from "../adapters/delegation-calls.ts";
 import { BATCH_GAS_PER_ITEM } from "../domain/delegation-batch-plan.ts";
 
@@ -36,48 +36,11 @@ export function erc20TransferData(to: string, units: bigint): string {
   return `${TRANSFER_SELECTOR}${to.slice(2).toLowerCase().padStart(64, "0")}${units.toString(16).padStart(64, "0")}`;
 }
 
-export interface SignedTx {
-  raw: string;
-  hash: string;
-}
+export type { SignedTx };
 
 export function signCall(key: SigningKey, chainId: bigint, nonce: bigint, call: CallRequest, gasLimit: bigint, fees: Fees): SignedTx {
-  const tx = Transaction.from({
-    type: 2,
-    chainId,
-    nonce: Number(nonce),
-    to: call.to,
-    data: call.data,
-    value: call.value,
-    gasLimit,
-    maxFeePerGas: fees.maxFeePerGas,
-    maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-  });
-  tx.signature = key.sign(tx.unsignedHash);
-  return { raw: tx.serialized, hash: tx.hash!.toLowerCase() };
-}
-
-/**
- * A same-nonce replacement of a signed transaction with new fees: every
- * other field (nonce, recipient, calldata, value, gas limit, chain) is
- * copied from the original, so the replacement can only do what the
- * original would have done.
- */
-export function resignWithFees(key: SigningKey, raw: string, fees: Fees): SignedTx {
-  const old = Transaction.from(raw);
-  const tx = Transaction.from({
-    type: 2,
-    chainId: old.chainId,
-    nonce: old.nonce,
-    to: old.to,
-    data: old.data,
-    value: old.value,
-    gasLimit: old.gasLimit,
-    maxFeePerGas: fees.maxFeePerGas,
-    maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-  });
-  tx.signature = key.sign(tx.unsignedHash);
-  return { raw: tx.serialized, hash: tx.hash!.toLowerCase() };
+  // no authorizations: a plain type-2 transaction
+  return signDelegationTx(key, { chainId, nonce, to: call.to, data: call.data, value: call.value, gasLimit, fees, authorizations: [] });
 }
 
 export interface BatchPayTx {
@@ -110,9 +73,4 @@ export function signBatchPay(key: SigningKey, req: BatchPayTx): SignedTx {
     fees: req.fees,
     authorizations: req.delegateTo ? [signSelfAuthorization(key, req.chainId, req.delegateTo, req.nonce)] : [],
   });
-}
-
-/** A same-nonce replacement of any transaction we sign (plain, or a batch with its authorization list), new fees only. */
-export function resignAnyWithFees(key: SigningKey, raw: string, fees: Fees): SignedTx {
-  return Transaction.from(raw).type === 4 ? resignDelegationTx(key, raw, fees) : resignWithFees(key, raw, fees);
 }

@@ -233,22 +233,17 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
 
   /** The audit trail says once that the deposit's transaction left the chain (it waits for evidence, never a timer). */
   async function noteUnmined(row: DepositRecord, log: Logger): Promise<void> {
-    const conn = await deps.pool.getConnection();
-    try {
-      await insertAudit(conn, [
-        {
-          actor: ACTOR,
-          event: "deposit.unmined",
-          queueId: row.queueId,
-          address: row.to,
-          subjectType: "deposit",
-          subjectId: row.id,
-          data: { tx_hash: row.txHash, block: row.blockNumber, block_hash: row.blockHash, tx_from: row.tx?.from ?? null, tx_nonce: row.tx?.nonce ?? null },
-        },
-      ]);
-    } finally {
-      await conn.release();
-    }
+    await insertAudit(deps.pool, [
+      {
+        actor: ACTOR,
+        event: "deposit.unmined",
+        queueId: row.queueId,
+        address: row.to,
+        subjectType: "deposit",
+        subjectId: row.id,
+        data: { tx_hash: row.txHash, block: row.blockNumber, block_hash: row.blockHash, tx_from: row.tx?.from ?? null, tx_nonce: row.tx?.nonce ?? null },
+      },
+    ]);
     log.warn("confirm-deposit: the transaction left the chain; pending until it is mined again or its sender's nonce is taken deep");
   }
 

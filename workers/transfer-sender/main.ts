@@ -97,8 +97,9 @@ function delegationTargets(deps: TransferSenderDeps, clients: Record<string, Cha
   const askedAt = new Map<string, number>();
   const lookup = async (chain: string) => {
     const known = found.get(chain);
-    if (known?.batchExecutor && known.sweeper) return known;
     const cfg = deps.config.chains[chain];
+    // complete once everything this chain can have is found (no sweeper without a collection wallet)
+    if (known?.batchExecutor && (known.sweeper || !cfg?.collection_address)) return known;
     const client = clients[chain];
     if (!cfg || !client || cfg.batching === "off" || mode.get(chain) === "off") return null;
     const last = askedAt.get(chain);

@@ -58,7 +58,7 @@ import { delegationTarget } from "../../shared/adapters/eip7702.ts";
 import { isTransientRpcError } from "../../shared/adapters/chain.ts";
 import { affected, inList, inLockedTransaction, isDuplicateKey, type Conn } from "../../shared/adapters/db/sql.ts";
 import { insertAudit } from "../../shared/adapters/db/outbox.ts";
-import type { SenderChain, SenderContext } from "../../shared/transfers/context.ts";
+import { SENDER_ACTOR, type SenderChain, type SenderContext } from "../../shared/transfers/context.ts";
 import { isBusinessKind, loadTransfers, queuedFrom, type TransferRow } from "../../shared/transfers/rows.ts";
 import { signBatchPay, signCall, transferCall } from "../../shared/transfers/tx-build.ts";
 import type { CallRequest } from "../../shared/transfers/chain-reads.ts";
@@ -68,7 +68,7 @@ import { markSigned, type SignedAttempt } from "../../shared/transfers/chain-tra
 import { logToJobs } from "../../shared/jobs/job-log.ts";
 import { phaseClock } from "../../shared/metrics.ts";
 
-export const ACTOR = "transfer-sender";
+export const ACTOR = SENDER_ACTOR;
 /** transfers of one address signed under one lease hold */
 export const MAX_BATCH = 200;
 /** how long a batch waits for the velocity lock another batch holds */

@@ -5,6 +5,7 @@
  * retried job, a second worker) a no-op instead of a second notification.
  */
 import type { NotificationDraft } from "../../domain/notifications.ts";
+import type { Pool } from "mariadb";
 import { affected, placeholders, type Conn } from "./sql.ts";
 
 export async function insertNotifications(conn: Conn, drafts: NotificationDraft[]): Promise<number> {
@@ -30,7 +31,8 @@ export interface AuditEntry {
 
 const jsonReplacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
-export async function insertAudit(conn: Conn, entries: AuditEntry[]): Promise<void> {
+/** `conn`: the caller's transaction, or the pool for an entry that stands alone. */
+export async function insertAudit(conn: Conn | Pool, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
   const values = entries.flatMap((e) => [
     e.actor,
