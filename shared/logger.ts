@@ -47,3 +47,27 @@ export function redactUrl(url: string): string {
     return "[unparseable url]";
   }
 }
+
+/**
+ * A child of `parent` with `bindings`, made when it is first used. A pino
+ * child runs the redaction paths over its bindings when it is made (about
+ * 30 µs with ours), and a job handler that logs nothing (most runs) would
+ * pay it for every run: thousands a second on a busy sender.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | null = null;
+  const made = () => (child ??= parent.child(bindings));
+  return new Proxy({} as Logger, {
+    get(_, p) {
+      const c = made();
+      const v = Reflect.get(c, p, c) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(c) : v;
+    },
+    set(_, p, v) {
+      return Reflect.set(made(), p, v);
+    },
+    has(_, p) {
+      return Reflect.has(made(), p);
+    },
+  });
+}

@@ -69,9 +69,9 @@ export async function createBenchEnv(opts: BenchEnvOptions = {}): Promise<BenchE
  * Start roles exactly as `payment start --role ...` builds them
  * (cli/roles.ts), on the bench env's connections, in this process.
  */
-export async function startRoles(env: BenchEnv, roles: Role[]): Promise<{ stop(): Promise<void> }> {
+export async function startRoles(env: BenchEnv, roles: Role[], config: BenchEnv["config"] = env.config): Promise<{ stop(): Promise<void> }> {
   const rt: Runtime = {
-    config: env.config,
+    config,
     secrets: { communicationKey: env.key, masterKey: env.masterKey },
     logger: env.logger,
     db: env.db,

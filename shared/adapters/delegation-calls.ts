@@ -10,14 +10,16 @@
  * transaction without the event did nothing either (the wallet's delegation
  * was not ours when it ran: a self-call to a plain EOA "succeeds" silently).
  */
-import { getAddress } from "ethers";
 import { MAX_BATCH_AMOUNT } from "../domain/delegation-batch-plan.ts";
 import { contractInterface } from "./delegation-contracts.ts";
 
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
 /** One word per item, as both contracts read it: `amount << 160 | address`. */
 export function packItem(address: string, amount: bigint): bigint {
+  if (!ADDRESS.test(address)) throw new TypeError(`not an address: ${address}`);
   if (amount < 0n || amount > MAX_BATCH_AMOUNT) throw new RangeError(`amount ${amount} does not fit 96 bits: send it alone`);
-  return (amount << 160n) | BigInt(getAddress(address));
+  return (amount << 160n) | BigInt(address);
 }
 
 /**
@@ -28,15 +30,40 @@ export function packItem(address: string, amount: bigint): bigint {
 export const DEFAULT_GAS_PER_ITEM = 100_000;
 
 const NO_TOKEN = "0x0000000000000000000000000000000000000000";
+const word = (n: bigint) => n.toString(16).padStart(64, "0");
+
+/**
+ * `selector(address token, uint32 gasPerItem, uint256[] items)` call data,
+ * the shape of both contracts' entry points, exactly as ethers' ABI coder
+ * writes it (tests/unit/eip7702.test.ts checks that on random input): the
+ * head (token, gas, the array's offset 0x60), then the array's length and
+ * words. Written out because the coder, which also checksums every address,
+ * took about a twentieth of a batched payout's time in the send bench.
+ */
+function itemsCall(name: "BatchExecutor" | "DepositSweeper", fn: "pay" | "sweep", token: string | null, gasPerItem: number, items: bigint[]): string {
+  const t = token ?? NO_TOKEN;
+  if (!ADDRESS.test(t)) throw new TypeError(`not an address: ${t}`);
+  if (!Number.isInteger(gasPerItem) || gasPerItem < 0 || gasPerItem > 0xffffffff) throw new RangeError(`gas per item ${gasPerItem} is not a uint32`);
+  const head = `${selectorOf(name, fn)}${word(BigInt(t))}${word(BigInt(gasPerItem))}${word(0x60n)}${word(BigInt(items.length))}`;
+  return head + items.map(word).join("");
+}
+
+const selectors = new Map<string, string>();
+function selectorOf(name: "BatchExecutor" | "DepositSweeper", fn: "pay" | "sweep"): string {
+  const k = `${name}.${fn}`;
+  let s = selectors.get(k);
+  if (!s) selectors.set(k, (s = contractInterface(name).getFunction(fn)!.selector));
+  return s;
+}
 
 /** Call data of BatchExecutor.pay, sent by the hot wallet to itself. `token` null = ETH. */
 export function encodePay(token: string | null, items: readonly { to: string; amount: bigint }[], gasPerItem = DEFAULT_GAS_PER_ITEM): string {
-  return contractInterface("BatchExecutor").encodeFunctionData("pay", [token ?? NO_TOKEN, gasPerItem, items.map((i) => packItem(i.to, i.amount))]);
+  return itemsCall("BatchExecutor", "pay", token, gasPerItem, items.map((i) => packItem(i.to, i.amount)));
 }
 
 /** Call data of DepositSweeper.sweep, sent by the collection wallet to the sweeper. `token` null = ETH only. */
 export function encodeSweep(token: string | null, items: readonly { wallet: string; amount: bigint }[], gasPerItem = DEFAULT_GAS_PER_ITEM): string {
-  return contractInterface("DepositSweeper").encodeFunctionData("sweep", [token ?? NO_TOKEN, gasPerItem, items.map((i) => packItem(i.wallet, i.amount))]);
+  return itemsCall("DepositSweeper", "sweep", token, gasPerItem, items.map((i) => packItem(i.wallet, i.amount)));
 }
 
 export interface ReceiptLike {

@@ -17,7 +17,7 @@
  * the probe transaction (timeouts, refused connections), so a start does
  * not take a flaky node for one without EIP-7702.
  */
-import { Signature, SigningKey, Transaction, ZeroAddress, computeAddress, getAddress, hashAuthorization, isError, randomBytes, type Authorization, type JsonRpcProvider } from "ethers";
+import { Signature, SigningKey, Transaction, ZeroAddress, computeAddress, getAddress, hashAuthorization, isError, keccak256, randomBytes, type Authorization, type JsonRpcProvider } from "ethers";
 import { ConfigError } from "../config/load-config.ts";
 import type { ChainConfig } from "../config/schema.ts";
 import type { Fees } from "../domain/fees.ts";
@@ -93,7 +93,9 @@ export function signDelegationTx(key: SigningKey, req: DelegationTxRequest): Sig
     ...(req.authorizations.length > 0 ? { authorizationList: [...req.authorizations] } : {}),
   });
   tx.signature = key.sign(tx.unsignedHash);
-  return { raw: tx.serialized, hash: tx.hash!.toLowerCase() };
+  // `tx.hash` would serialize the transaction again (a batch's is kilobytes): hash the bytes once
+  const raw = tx.serialized;
+  return { raw, hash: keccak256(raw) };
 }
 
 /**

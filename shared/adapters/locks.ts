@@ -56,11 +56,6 @@ export async function tryAcquire(redis: RedisClient, key: string, ttlMs: number,
   };
 }
 
-/** Whether anyone holds the lease `key` now (a hint: it may be taken or released the next moment). */
-export async function isHeld(redis: RedisClient, key: string): Promise<boolean> {
-  return (await redis.exists(key)) === 1;
-}
-
 /** Wait (polling with jitter) until the lease is acquired or `timeoutMs` passes. */
 export async function acquire(redis: RedisClient, key: string, ttlMs: number, timeoutMs: number): Promise<Lease | null> {
   const end = Date.now() + timeoutMs;

@@ -20,14 +20,17 @@ export type NumberStyle = "js" | "literal";
  * that contain it (starting one unit earlier when the shared unit before is
  * the high half of a pair in either string).
  */
+const low = (u: number) => u >= 0xdc00 && u <= 0xdfff;
+
 export function compareCodePoints(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
     if (x === y) continue;
+    // below the surrogates (every key we sign) a unit is its code point
+    if (x < 0xd800 && y < 0xd800) return x < y ? -1 : 1;
     const prev = i > 0 ? a.charCodeAt(i - 1) : 0;
-    const low = (u: number) => u >= 0xdc00 && u <= 0xdfff;
     // the shared unit before is a high half that pairs with the unit here in at least one string
     const at = prev >= 0xd800 && prev <= 0xdbff && (low(x) || low(y)) ? i - 1 : i;
     return a.codePointAt(at)! < b.codePointAt(at)! ? -1 : 1;

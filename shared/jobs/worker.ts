@@ -6,7 +6,7 @@
  * type's backoff. DelayedError (a job rescheduling itself) passes through.
  */
 import { Worker, UnrecoverableError, DelayedError, type Job } from "bullmq";
-import type { Logger } from "../logger.ts";
+import { lazyChild, type Logger } from "../logger.ts";
 import { closeRedis, type RedisFactory } from "../adapters/redis.ts";
 import { PermanentError, RetryableError, describeError } from "../domain/errors.ts";
 import { parseJobData, type JobData, type JobType, type QueueName } from "./registry.ts";
@@ -36,7 +36,7 @@ export function createWorker(queue: QueueName, redis: RedisFactory, handlers: Ha
       }
       const handler = handlers[data.type] as Handler<JobType> | undefined;
       if (!handler) throw new UnrecoverableError(`no handler for ${data.type} on queue ${queue}`);
-      const logger = opts.logger.child({ job: job.id, type: data.type });
+      const logger = lazyChild(opts.logger, { job: job.id, type: data.type });
       try {
         return await handler(data as never, job, { token, logger });
       } catch (e) {

@@ -8,7 +8,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SigningKey, Transaction, ZeroAddress, computeAddress, randomBytes, verifyAuthorization, zeroPadValue, toBeHex, AbiCoder } from "ethers";
 import { signAuthorization, signDelegationTx, resignDelegationTx, signRevocation, signSelfAuthorization, delegationTarget } from "../../shared/adapters/eip7702.ts";
-import { packItem, encodePay, payOutcome, sweepOutcome, nativeSwept, type ReceiptLike } from "../../shared/adapters/delegation-calls.ts";
+import fc from "fast-check";
+import { packItem, encodePay, encodeSweep, payOutcome, sweepOutcome, nativeSwept, type ReceiptLike } from "../../shared/adapters/delegation-calls.ts";
 import { contractInterface } from "../../shared/adapters/delegation-contracts.ts";
 import { MAX_BATCH_AMOUNT } from "../../shared/domain/delegation-batch-plan.ts";
 
@@ -78,6 +79,28 @@ describe("items and outcomes", () => {
     assert.throws(() => packItem(target, -1n), RangeError);
     const [, , items] = contractInterface("BatchExecutor").decodeFunctionData("pay", encodePay(null, [{ to: target, amount: 9n }]));
     assert.deepEqual([...items], [(9n << 160n) | BigInt(target)]);
+    assert.throws(() => packItem("0x1234", 1n), TypeError);
+    assert.throws(() => packItem(` ${target}`, 1n), TypeError);
+  });
+
+  it("pay and sweep call data are byte for byte what ethers' ABI coder writes, for any token, gas and items", () => {
+    const hexAddress = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => `0x${Buffer.from(b).toString("hex")}`);
+    const anyCase = (a: string) => fc.boolean().map((up) => (up ? `0x${a.slice(2).toUpperCase()}` : a));
+    const item = fc.record({ to: hexAddress.chain(anyCase), amount: fc.bigInt({ min: 0n, max: MAX_BATCH_AMOUNT }) });
+    fc.assert(
+      fc.property(fc.option(hexAddress.chain(anyCase)), fc.integer({ min: 0, max: 0xffffffff }), fc.array(item, { maxLength: 40 }), (token, gas, items) => {
+        const words = items.map((i) => (i.amount << 160n) | BigInt(i.to));
+        const zero = "0x" + "00".repeat(20);
+        assert.equal(encodePay(token, items, gas), contractInterface("BatchExecutor").encodeFunctionData("pay", [token ?? zero, gas, words]));
+        const sweepItems = items.map((i) => ({ wallet: i.to, amount: i.amount }));
+        assert.equal(encodeSweep(token, sweepItems, gas), contractInterface("DepositSweeper").encodeFunctionData("sweep", [token ?? zero, gas, words]));
+      }),
+      { numRuns: 500 },
+    );
+    assert.throws(() => encodePay("0x12", [], 1), TypeError);
+    assert.throws(() => encodePay(null, [], -1), RangeError);
+    assert.throws(() => encodePay(null, [], 2 ** 32), RangeError);
+    assert.throws(() => encodePay(null, [], 1.5), RangeError);
   });
 
   const batchLog = (emitter: string, count: number, words: bigint[]) => {

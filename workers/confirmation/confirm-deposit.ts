@@ -25,7 +25,7 @@
 import type { Job } from "bullmq";
 import type { Pool } from "mariadb";
 import type { ChainConfig } from "../../shared/config/schema.ts";
-import type { Logger } from "../../shared/logger.ts";
+import { lazyChild, type Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import { reschedule, type Handler } from "../../shared/jobs/worker.ts";
 import { affected, inTransaction, tryNamedLock, type NamedLock } from "../../shared/adapters/db/sql.ts";
@@ -97,7 +97,7 @@ export function createConfirmDepositHandler(deps: ConfirmDepositDeps): Handler<"
     if (row.state !== "seen") return { state: row.state };
     const chain = deps.chains.get(row.chain);
     if (!chain) throw new PermanentError("unknown_chain", `chain ${row.chain} is not configured`);
-    const log = logger.child({ deposit: row.id, tx: row.txHash, log_index: row.logIndex });
+    const log = lazyChild(logger, { deposit: row.id, tx: row.txHash, log_index: row.logIndex });
     const cfg = chain.config;
     const progress = (typeof job.progress === "object" && job.progress !== null ? job.progress : {}) as Progress;
 

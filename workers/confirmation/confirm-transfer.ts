@@ -23,7 +23,7 @@
 
 import type { Config } from "../../shared/config/load-config.ts";
 import type { Db } from "../../shared/adapters/db/client.ts";
-import type { Logger } from "../../shared/logger.ts";
+import { lazyChild, type Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import type { ChainClient } from "../../shared/adapters/chain.ts";
 import { reschedule, type Handler } from "../../shared/jobs/worker.ts";
@@ -79,7 +79,7 @@ export function createConfirmTransferHandler(deps: ConfirmTransferDeps): Handler
     if (t.nonce === null || t.from_address === null) throw new PermanentError("internal", `transfer ${id} is ${t.state} without a nonce`);
     const attempts = await loadAttempts(pool, [id]);
     if (attempts.length === 0) throw new PermanentError("internal", `transfer ${id} is ${t.state} without a signed transaction`);
-    const log = logger.child({ transfer: t.id.toString(), nonce: t.nonce.toString() });
+    const log = lazyChild(logger, { transfer: t.id.toString(), nonce: t.nonce.toString() });
     // the payment's steps on the job's Logs tab (best effort: the step is committed already)
     const note = (line: string) => logToJob(job, line);
     const cfg = chain.config;

@@ -92,6 +92,8 @@ export interface BatchResult {
   held: bigint[];
   /** cleared to go, but waiting for the wallet's own authorization (on an unmined batch of ours) to be mined */
   waiting: bigint[];
+  /** the BatchExecutor the wallet's unmined authorization installs, while `waiting` has transfers */
+  delegating: string | null;
   /** notifications were written (wake the outbox) */
   notified: boolean;
   /** queued transfers this batch looked at (MAX_BATCH: there may be more) */
@@ -116,7 +118,7 @@ export interface BatchScope {
 }
 
 export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, sender: string, scope: BatchScope, log: Logger): Promise<BatchResult> {
-  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], notified: false, considered: 0 };
+  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], delegating: null, notified: false, considered: 0 };
   const mark = phaseClock(ctx.metrics, chain.key);
   const rows = scope.ids ? await loadTransfers(ctx.pool, scope.ids, { states: ["queued"] }) : await queuedFrom(ctx.pool, chain.key, sender, MAX_BATCH, scope.exclude);
   result.considered = rows.length;
@@ -168,7 +170,7 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
 
   const ended: { symbol: string; code: ErrorCode }[] = [];
   await inLockedTransaction(ctx.pool, needsVelocityLock ? `velocity:${chain.key}` : null, VELOCITY_LOCK_WAIT_S, async (conn) => {
-    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], waiting: [], notified: false });
+    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], waiting: [], delegating: null, notified: false });
     ended.length = 0;
     const step = { actor: ACTOR, nowMs: ctx.now() };
 
@@ -227,6 +229,7 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     const authPending = executor !== null && toSign.length > 0 && node!.delegatesTo !== executor && (await authorizationInFlight(conn, chain.key, sender, node!.accountNonce));
     if (authPending) {
       result.waiting = toSign.map(({ c }) => c.row.id);
+      result.delegating = executor;
       toSign = [];
     }
     if (toSign.length > 0) {
@@ -260,6 +263,7 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
       const authAt = firstBatch >= 0 && node!.delegatesTo !== executor ? firstBatch : -1;
       if (authAt >= 0 && units.length > authAt + 1) {
         for (const u of units.slice(authAt + 1)) result.waiting.push(...(u.kind === "single" ? [u.id] : u.ids).map((i) => toSign[i]!.c.row.id));
+        result.delegating = executor;
         units = units.slice(0, authAt + 1);
       }
       const nonces = planNonces(stored[0]?.next_nonce ?? null, node!.pendingNonce, units.length + (authAt >= 0 ? 1 : 0));
