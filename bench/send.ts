@@ -177,7 +177,9 @@ async function main() {
       await drainPool(chain, env);
       phase(`${label}: sent in ${fmt(ms)} ms (${fmt((n / ms) * 1000)}/s), raw ${fmt(rawMs)} ms`);
       const phases = SENDER_PHASES.map((p) => `${p} ${(((phasesAfter.get(p) ?? 0) - (phasesBefore.get(p) ?? 0)) * 1000 / n).toFixed(2)}`).join(", ");
-      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), phases, ms };
+      // CPU time of every process of the system (this one, anvil, MariaDB, Redis, RabbitMQ) per payout
+      const cpuPerPayout = (Object.values(cpuUse).reduce((a, b) => a + b, 0) / 100) * (ms / n);
+      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), cpuPerPayout, phases, ms };
     };
 
     // One wallet, in alternating rounds (plain then batched, batched then plain, ...): this shared two-core
@@ -244,7 +246,9 @@ async function main() {
           "Phases: select (the queued rows), node (balances, nonces, fees and gas at one block: one estimate per transfer, or one eth_simulateV1 of them all while they may be batched), lock (the rows again FOR UPDATE), " +
           "plan (funds in flight, policy usage, the planner), sign (nonces and signatures), persist (attempt rows, transfer rows, audit, COMMIT), " +
           "job-logs (a line on each job, after signing and after broadcasting), broadcast (JSON-RPC), record (sent rows and status-2 notifications), confirm-jobs (the confirmation jobs added).",
-        `CPU while sending, in % of one core (2 cores = 200%): one wallet: ${one.cpu}; ten wallets: ${ten.cpu}; one wallet, 7702 batches: ${oneBatched.cpu}; ten wallets, 7702 batches: ${tenBatched.cpu}.`,
+        `CPU while sending, in % of one core (2 cores = 200%): one wallet: ${one.cpu}; ten wallets: ${ten.cpu}; one wallet, 7702 batches: ${oneBatched.cpu}; ten wallets, 7702 batches: ${tenBatched.cpu}. ` +
+          `CPU time per payout, all those processes together (ms): one transaction per payout ${one.cpuPerPayout.toFixed(2)}, EIP-7702 batches ${oneBatched.cpuPerPayout.toFixed(2)} (one wallet, median rounds); ` +
+          "with both cores busy, the ratio of these bounds the ratio of the rates.",
         "EIP-7702 batches remove what is per transaction (sign and broadcast in the phase figures above); what is left is per payout. " +
           "Changed for it in this run: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
           "eth_estimateGas, which alone can refuse it as `reverted` before signing: what the business sees is unchanged); their ERC-20 call data is " +

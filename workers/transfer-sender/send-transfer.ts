@@ -44,7 +44,7 @@ import { senderLockKey, type SenderChain, type SenderContext } from "../../share
 import { endedError, loadTransfer, signedFrom, transferJob, type TransferRow } from "../../shared/transfers/rows.ts";
 import { release } from "../../shared/transfers/transitions.ts";
 import { endUnsigned } from "./end-transfer.ts";
-import { broadcastAndRecord, enqueueConfirm } from "../../shared/transfers/broadcast.ts";
+import { broadcastAndRecord, enqueueConfirm, type SignedItem } from "../../shared/transfers/broadcast.ts";
 import { replaceIfStuck } from "../../shared/transfers/replace-tx.ts";
 import { signQueuedBatch, ACTOR, MAX_BATCH, type GasShortSweep } from "./sign-batch.ts";
 import { requestGasTopup } from "./gas-topup.ts";
@@ -236,26 +236,55 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
   }
 
   // 2. new transfers requested from this address; while full batches keep
-  //    coming, keep the lease (within a time budget) instead of handing it on
+  //    coming, keep the lease (within a time budget) instead of handing it on.
+  //    The next batch is read, planned, signed and committed while the one
+  //    before it is broadcast and recorded (the node and MySQL answer one
+  //    while this process works on the other). Every promise holds as before:
+  //    a batch is committed `signed` before its broadcast starts; broadcasts
+  //    go out in nonce order (a batch's starts after the one before it ended);
+  //    at most one batch is behind the one being signed; what reads the funds
+  //    and nonces for the next batch counts a signed one as in flight exactly
+  //    as a sent one. A batch whose broadcast has not ended when the drain
+  //    stops is waited for, so the lease is never let go with one under way.
   const deferred: bigint[] = [];
   const gasShort: GasShortSweep[] = [];
   const started = ctx.now();
   const progress = drainProgress(ctx, senderLockKey(ctx.prefix, chain.key, sender), started);
-  for (;;) {
-    const batch = await signQueuedBatch(ctx, chain, sender, { ids: null, fallback: false, exclude: [...deferred, ...gasShort.map((g) => g.row.id)] }, log);
-    if (batch.notified) ctx.wakeOutbox();
-    await broadcastAndRecord(ctx, chain, batch.signed, log);
-    await progress(batch.signed.map((x) => x.transferId));
-    deferred.push(...batch.deferred);
-    gasShort.push(...batch.gasShort);
-    // Waiting for the wallet's delegation to be mined: nothing more can be signed from it until then. The
-    // batch that installs it went out moments ago (this drain, or the one before), so watch for it here,
-    // lease held, for a couple of blocks: handing the lease on instead parks every payout of the wallet
-    // until some job of it comes back (measured: about half a second of a 2,000-payout drain on a 250 ms
-    // chain). Not mined by then (a slow node, fees too low), the jobs come back later as before.
-    if (batch.delegating && batch.waiting.length > 0 && ctx.now() - started < DRAIN_BUDGET_MS && (await delegationMined(chain, sender, batch.delegating))) continue;
-    for (const id of batch.waiting) waiting.add(id);
-    if (batch.waiting.length > 0 || batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
+  let behind: Promise<void> | null = null;
+  const sendBehind = (signed: SignedItem[]) => {
+    const p = (async () => {
+      await broadcastAndRecord(ctx, chain, signed, log);
+      await progress(signed.map((x) => x.transferId));
+    })();
+    // seen by the await that follows it in the loop or after it; meanwhile not an unhandled rejection
+    p.catch(() => undefined);
+    return p;
+  };
+  try {
+    for (;;) {
+      const batch = await signQueuedBatch(ctx, chain, sender, { ids: null, fallback: false, exclude: [...deferred, ...gasShort.map((g) => g.row.id)] }, log);
+      if (batch.notified) ctx.wakeOutbox();
+      if (behind) await behind;
+      behind = sendBehind(batch.signed);
+      deferred.push(...batch.deferred);
+      gasShort.push(...batch.gasShort);
+      // Waiting for the wallet's delegation to be mined: nothing more can be signed from it until then. The
+      // batch that installs it went out moments ago (this drain, or the one before), so watch for it here,
+      // lease held, for a couple of blocks: handing the lease on instead parks every payout of the wallet
+      // until some job of it comes back (measured: about half a second of a 2,000-payout drain on a 250 ms
+      // chain). Not mined by then (a slow node, fees too low), the jobs come back later as before.
+      if (batch.delegating && batch.waiting.length > 0 && ctx.now() - started < DRAIN_BUDGET_MS) {
+        await behind;
+        if (await delegationMined(chain, sender, batch.delegating)) continue;
+      }
+      for (const id of batch.waiting) waiting.add(id);
+      if (batch.waiting.length > 0 || batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
+    }
+    await behind;
+  } finally {
+    // a batch signing failed with one still being broadcast: let that end first (its own failure, if any,
+    // leaves its transfers signed, re-broadcast by the next drain)
+    await behind?.catch(() => undefined);
   }
 
   // 3. the ones this wallet could not pay, from the collection wallet
