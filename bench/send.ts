@@ -249,17 +249,21 @@ async function main() {
         `CPU while sending, in % of one core (2 cores = 200%): one wallet: ${one.cpu}; ten wallets: ${ten.cpu}; one wallet, 7702 batches: ${oneBatched.cpu}; ten wallets, 7702 batches: ${tenBatched.cpu}. ` +
           `CPU time per payout, all those processes together (ms): one transaction per payout ${one.cpuPerPayout.toFixed(2)}, EIP-7702 batches ${oneBatched.cpuPerPayout.toFixed(2)} (one wallet, median rounds); ` +
           "with both cores busy, the ratio of these bounds the ratio of the rates.",
-        "EIP-7702 batches remove what is per transaction (sign and broadcast in the phase figures above); what is left is per payout. " +
-          "Changed for it in this run: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
+        "EIP-7702 batches remove what is per transaction (sign, broadcast, and most of node in the phase figures above); what is left is per payout. " +
+          "For it, earlier: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
           "eth_estimateGas, which alone can refuse it as `reverted` before signing: what the business sees is unchanged); their ERC-20 call data is " +
-          "written out instead of going through the ABI coder (10 ms per 200); the 24 h policy usage is read only when a velocity limit applies; a " +
-          "sent transfer's job reads no attempt row while it is younger than stuck_after_s; and a job in its first minute that finds its wallet's " +
-          "lease held comes back later without reading its row (before, a drain of 2,000 payouts met about 2,000 jobs each reading its row from " +
-          "MySQL only to reschedule itself; that also lifts the plain rows). In the run before (same script, this machine slower that day): 1.70x; " +
-          "node was 0.95 ms of a batched payout's 2.64. What bounds one wallet now: the machine's two cores (the CPU note: this process near a full " +
-          "core) shared between the drain and the BullMQ jobs of its payouts (each still runs at least once to complete, and the confirmation job " +
-          "is added per payout), and the rows per payout (lock, persist, record). What would lift it: one job per drained batch instead of one per " +
-          "payout, fewer rows per payout, cores of its own for the sender. Gas per payout, where batches pay off, is in gas-7702.",
+          "written out instead of going through the ABI coder; the 24 h policy usage is read only when a velocity limit applies; a sent transfer's " +
+          "job reads no attempt row while it is younger than stuck_after_s. In this run, new: the drain that signs a wallet's authorizing batch " +
+          "watches for it to be mined and goes on (it used to hand the lease on, and the wallet's payouts waited until one of their jobs came back: " +
+          "about half a second per 2,000); the next batch is signed while the one before is broadcast and recorded (both sides gain: the plain " +
+          "rows' broadcasts overlap their next signatures); a job that finds its wallet being drained looks again when the drain's published " +
+          "progress says it will have reached its transfer (each job runs about twice: that look and the one that completes it); pay call data " +
+          "written out without checksumming 200 addresses; per-job loggers made only when they log. What bounds one wallet now: the CPU time " +
+          "per payout of the whole system (the CPU note): the BullMQ job of each payout (two runs, its confirmation job, two log lines: Redis and " +
+          "this process), the rows of each payout (attempt, transfer twice, three audit rows, the notification: MariaDB), and the bridge " +
+          "publishing each status-2 notification (this process here: the bench runs the bridge in it). What would lift it: one job per drained " +
+          "batch instead of one per payout, fewer rows per payout (both change what an operator sees per order), cores of its own for the sender. " +
+          "Gas per payout, where batches pay off, is in gas-7702.",
         "EIP-7702 rows: the same pay requests, the BatchExecutor recorded as `payment contracts deploy` does and the sender started with `batching: \"7702\"` (\"off\" for the other rows): each wallet's drain plans its token payouts into batches (at most 200, within batch_gas_budget) and signs one transaction per batch (the first also carries the wallet's authorization), stores it for every member, broadcasts it once. The raw column repeats the plain rows' raw figure (one transaction per transfer is all raw ethers can do).",
         `node and signing ceilings, same run: signing USDT transfers in JS (ethers SigningKey) ${fmt(node.signPerS)}/s on one core; ` +
           `pre-signed eth_sendRawTransaction awaited one at a time through a provider configured like ours (2 ms batch stall) ${fmt(node.sequentialPerS)}/s, ` +
@@ -267,18 +271,15 @@ async function main() {
           `${fmt(node.estimateBusyPerS)}/s with ${fmt(node.pending)} transactions pending (anvil estimates against its pending block by default); ` +
           `at \`latest\`, 200 at once (as the sender asks one transaction per payout), ${fmt(node.estimateLatestPerS)}/s with the same pool; ` +
           `the same 200 in one eth_simulateV1 at the head (as the sender asks while it may batch) ${fmt(node.simulatePerS)}/s.`,
-        "What bounds it: per wallet one process at a time holds the address's lease and drains up to 200 queued transfers: one " +
-          "eth_estimateGas each at `latest` (sent at once, so in JSON-RPC batches of 100), a JS signature each, one MySQL transaction, then the " +
-          "raw transactions as explicit JSON-RPC batches of 100 in nonce order, one `sent` transaction. The other jobs of the wallet retry the " +
-          "lease once, then reschedule themselves (BullMQ delayed, no attempt spent) so the 50 worker slots reach other wallets' jobs; back, they " +
-          "find their transfer sent. On this 2-core machine (shared with anvil, MariaDB, Redis, RabbitMQ and the bridge) the sender process is " +
-          "close to a full core: JS signing (noble secp256k1 and keccak, about a quarter of its CPU), the MariaDB and Redis round trips of " +
-          "5,000 BullMQ jobs (each job reads its row and re-enqueues its confirmation: socket writes are the largest native cost) and garbage " +
-          "collection; ten wallets add ten drains' worth of concurrent MySQL work (MariaDB's share rises).",
-        "Changed in this work: gas estimated at `latest` instead of the node's default (anvil: its pending block, rebuilt from the whole pool " +
+        "How a wallet is drained: per wallet one process at a time holds the address's lease and takes up to 200 queued transfers at a time: " +
+          "gas for each (one eth_estimateGas each at `latest` in JSON-RPC batches of 100, or one eth_simulateV1 of them all while they may be " +
+          "batched), one MySQL transaction that signs and stores them, then, while the next 200 are being signed, the raw transactions as " +
+          "explicit JSON-RPC batches in nonce order and one `sent` transaction with the status-2 notifications. The other jobs of the wallet " +
+          "reschedule themselves (BullMQ delayed, no attempt spent) so the 50 worker slots reach other wallets' jobs; back, they find their " +
+          "transfer sent and complete. Ten wallets: ten such drains at once, and MariaDB's share of the CPU rises.",
+        "Changed in earlier work: gas estimated at `latest` instead of the node's default (anvil: its pending block, rebuilt from the whole pool " +
           "per estimate); explicit JSON-RPC batches for broadcasts (refusals inside a batch classified by ethers code as for one call); waiting " +
-          "jobs give their worker slot back. What would lift it further: cores of its own for the sender (it scales out: wallets are leased " +
-          "independently), a native secp256k1 signer, and one BullMQ job per drained batch of a wallet instead of one per transfer.",
+          "jobs give their worker slot back.",
       ],
       smoke,
     });

@@ -336,8 +336,9 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     log.info({ sender, signed: result.signed.length, transactions: members.size, first_nonce: result.signed[0]!.nonce.toString() }, "sender: batch signed");
     const by = scope.fallback ? ` (the collection wallet pays it: ${sender})` : ` from ${sender}`;
     const inBatch = (hash: string) => (members.get(hash)! > 1 ? ` (one EIP-7702 batch of ${members.get(hash)} payouts)` : "");
-    await logToJobs(ctx.queues, "send-transfer", result.signed.map((s) => ({ id: s.transferId, line: `signed: nonce ${s.nonce}${by}, tx ${s.hash}${inBatch(s.hash)}` })), log);
-    mark("job-logs");
+    // Not awaited: the lines are best effort, and the drain's next batch need not wait for Redis to take
+    // 200 of them (the ones written after these, on the same connection, still come after them).
+    void logToJobs(ctx.queues, "send-transfer", result.signed.map((s) => ({ id: s.transferId, line: `signed: nonce ${s.nonce}${by}, tx ${s.hash}${inBatch(s.hash)}` })), log);
   }
   if (result.waiting.length > 0) {
     log.info({ sender, waiting: result.waiting.length }, "sender: waiting for the batch that installs the wallet's delegation to be mined");
