@@ -147,6 +147,15 @@ export const chainConfig = z.object({
    * (16,777,216); 200 USDT payouts plan about 8 million
    */
   batch_gas_budget: z.number().int().min(1_000_000).max(16_777_216).default(12_000_000),
+  /**
+   * with batching "7702": the most transactions of a hot wallet that
+   * delegates (EIP-7702) the sender keeps unmined at the node at once.
+   * geth and reth take one from such an account and refuse the next
+   * ("in-flight transaction limit reached for delegated accounts"), so
+   * unset means 1, except on anvil (no such limit: unlimited). A wallet
+   * at its limit waits for the transaction before to be mined.
+   */
+  delegated_in_flight: z.number().int().min(1).max(1_000).optional(),
 });
 
 const policy = z

@@ -58,6 +58,12 @@ export interface SenderContext extends MoneyContext {
    * as batchExecutor. Absent: never through the sweeper.
    */
   depositSweeper?: (chain: string) => Promise<string | null>;
+  /**
+   * How many unmined transactions a wallet that delegates (EIP-7702) may
+   * have at the chain's node, null for no limit (the chain's
+   * `delegated_in_flight`, else 1 except on anvil). Absent: no limit.
+   */
+  delegatedInFlight?: (chain: string) => Promise<number | null>;
 }
 
 export function senderChains(clients: Record<string, ChainClient>): Map<string, SenderChain> {

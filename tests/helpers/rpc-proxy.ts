@@ -3,7 +3,8 @@
  * inside a batch) is forwarded unless `intercept` answers it itself, which is
  * how a test plays a node that refuses some transactions or a load-balanced
  * backend that lags (null receipts), or a slow one (`delayMs`: the request
- * is answered that much later). It counts calls per method.
+ * is answered that much later), or one with rules of its own about its pool
+ * (`before` reads the node's state first). It counts calls per method.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -27,7 +28,11 @@ export interface RpcProxy {
 export async function startRpcProxy(
   target: string,
   intercept: (call: RpcCall) => RpcAnswer | undefined,
-  opts: { delayMs?: (call: RpcCall) => number } = {},
+  opts: {
+    delayMs?: (call: RpcCall) => number;
+    /** awaited before a request's calls are intercepted: read what the node holds now (e.g. its pool) */
+    before?: (calls: RpcCall[]) => Promise<void>;
+  } = {},
 ): Promise<RpcProxy> {
   const counts = new Map<string, number>();
   const forward = async (payload: unknown) => {
@@ -41,6 +46,7 @@ export async function startRpcProxy(
       void (async () => {
         const parsed = JSON.parse(body) as RpcCall | RpcCall[];
         const calls = Array.isArray(parsed) ? parsed : [parsed];
+        if (opts.before) await opts.before(calls);
         const answers = calls.map((c) => {
           counts.set(c.method, (counts.get(c.method) ?? 0) + 1);
           const a = intercept(c);

@@ -118,9 +118,29 @@ function delegationTargets(deps: TransferSenderDeps, clients: Record<string, Cha
       return known ?? null;
     }
   };
+  // The in-flight limit of delegated wallets, per chain: configured, or read from the node's name once.
+  const inFlight = new Map<string, number | null>();
+  const delegatedInFlight = async (chain: string): Promise<number | null> => {
+    const cfg = deps.config.chains[chain];
+    if (cfg?.delegated_in_flight !== undefined) return cfg.delegated_in_flight;
+    if (inFlight.has(chain)) return inFlight.get(chain)!;
+    let name = "";
+    try {
+      name = String(await clients[chain]!.provider.send("web3_clientVersion", []));
+    } catch (e) {
+      // unknown node: the safe limit this time, asked again next time
+      logger.warn({ chain, err: describeError(e) }, "transfer-sender: node name not read; one transaction in flight per delegated wallet meanwhile");
+      return 1;
+    }
+    const limit = /^anvil\//i.test(name) ? null : 1;
+    inFlight.set(chain, limit);
+    logger.info({ chain, node: name, delegated_in_flight: limit ?? "unlimited" }, "transfer-sender: transactions in flight per delegated wallet (delegated_in_flight)");
+    return limit;
+  };
   return {
     batchExecutor: async (chain: string) => (await lookup(chain))?.batchExecutor ?? null,
     depositSweeper: async (chain: string) => (await lookup(chain))?.sweeper ?? null,
+    delegatedInFlight,
   };
 }
 
@@ -158,6 +178,7 @@ export function createTransferSender(deps: TransferSenderDeps) {
         now: Date.now,
         batchExecutor: targets.batchExecutor,
         depositSweeper: targets.depositSweeper,
+        delegatedInFlight: targets.delegatedInFlight,
       };
       worker = createWorker("transfer", deps.redis, { "send-transfer": createSendTransferHandler(ctx) }, { concurrency: deps.config.workers.transfer_concurrency, logger, ...jobTiming(deps.config.workers) });
       worker.run().catch((e: unknown) => logger.error({ err: describeError(e) }, "transfer-sender: worker stopped with an error"));

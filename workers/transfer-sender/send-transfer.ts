@@ -50,7 +50,6 @@ import { signQueuedBatch, ACTOR, MAX_BATCH, type GasShortSweep } from "./sign-ba
 import { requestGasTopup } from "./gas-topup.ts";
 import { queuedSweepSymbols, signSweeperBatch } from "./sweep-batch.ts";
 import { logToJob } from "../../shared/jobs/job-log.ts";
-import { delegationTarget } from "../../shared/adapters/eip7702.ts";
 
 const LEASE_TTL_MS = 30_000;
 /** how long a job keeps re-reading its row after the address's holder is done before retrying later (with BullMQ's backoff) */
@@ -268,14 +267,15 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
       behind = sendBehind(batch.signed);
       deferred.push(...batch.deferred);
       gasShort.push(...batch.gasShort);
-      // Waiting for the wallet's delegation to be mined: nothing more can be signed from it until then. The
-      // batch that installs it went out moments ago (this drain, or the one before), so watch for it here,
-      // lease held, for a couple of blocks: handing the lease on instead parks every payout of the wallet
-      // until some job of it comes back (measured: about half a second of a 2,000-payout drain on a 250 ms
-      // chain). Not mined by then (a slow node, fees too low), the jobs come back later as before.
-      if (batch.delegating && batch.waiting.length > 0 && ctx.now() - started < DRAIN_BUDGET_MS) {
+      // Waiting for a transaction of the wallet to be mined (the one installing its delegation, or the last
+      // one a node that limits delegated wallets takes): nothing more can be signed from it until then. It
+      // went out moments ago (this drain, or the one before), so watch for it here, lease held, for a couple
+      // of blocks: handing the lease on instead parks every payout of the wallet until some job of it comes
+      // back (measured: about half a second of a 2,000-payout drain on a 250 ms chain). Not mined by then (a
+      // slow node, fees too low), the jobs come back later as before.
+      if (batch.waitFor && batch.waiting.length > 0 && ctx.now() - started < DRAIN_BUDGET_MS) {
         await behind;
-        if (await delegationMined(chain, sender, batch.delegating)) continue;
+        if (await nonceReached(chain, sender, batch.waitFor.nonce)) continue;
       }
       for (const id of batch.waiting) waiting.add(id);
       if (batch.waiting.length > 0 || batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
@@ -310,16 +310,17 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
 }
 
 /**
- * Whether `wallet` delegates to `executor` at the node's head within about
- * two block times (never longer than one drain's budget), looking four
- * times a block. A node error is a "no": the waiting jobs come back later.
+ * Whether `wallet`'s account nonce at the node's head reaches `nonce` (the
+ * transaction below it is mined) within about two block times (never
+ * longer than one drain's budget), looking four times a block. A node error
+ * is a "no": the waiting jobs come back later.
  */
-async function delegationMined(chain: SenderChain, wallet: string, executor: string): Promise<boolean> {
+async function nonceReached(chain: SenderChain, wallet: string, nonce: bigint): Promise<boolean> {
   const blockMs = chain.config.block_time_ms;
   const until = Date.now() + Math.min(2 * blockMs, DRAIN_BUDGET_MS);
   for (;;) {
     try {
-      if (delegationTarget(await chain.reads.code(wallet, "latest")) === executor) return true;
+      if ((await chain.reads.nonce(wallet, "latest")) >= nonce) return true;
     } catch {
       return false;
     }

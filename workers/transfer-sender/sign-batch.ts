@@ -92,8 +92,13 @@ export interface BatchResult {
   held: bigint[];
   /** cleared to go, but waiting for the wallet's own authorization (on an unmined batch of ours) to be mined */
   waiting: bigint[];
-  /** the BatchExecutor the wallet's unmined authorization installs, while `waiting` has transfers */
-  delegating: string | null;
+  /**
+   * While `waiting` has transfers: the wallet's account nonce at the head
+   * that lets them go (the transaction they wait for is mined), and what
+   * that transaction is: the one installing the wallet's delegation, or
+   * the last one the node may hold of a wallet that delegates.
+   */
+  waitFor: { nonce: bigint; reason: "delegation" | "in-flight" } | null;
   /** notifications were written (wake the outbox) */
   notified: boolean;
   /** queued transfers this batch looked at (MAX_BATCH: there may be more) */
@@ -118,7 +123,7 @@ export interface BatchScope {
 }
 
 export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, sender: string, scope: BatchScope, log: Logger): Promise<BatchResult> {
-  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], delegating: null, notified: false, considered: 0 };
+  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], waitFor: null, notified: false, considered: 0 };
   const mark = phaseClock(ctx.metrics, chain.key);
   const rows = scope.ids ? await loadTransfers(ctx.pool, scope.ids, { states: ["queued"] }) : await queuedFrom(ctx.pool, chain.key, sender, MAX_BATCH, scope.exclude);
   result.considered = rows.length;
@@ -170,7 +175,7 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
 
   const ended: { symbol: string; code: ErrorCode }[] = [];
   await inLockedTransaction(ctx.pool, needsVelocityLock ? `velocity:${chain.key}` : null, VELOCITY_LOCK_WAIT_S, async (conn) => {
-    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], waiting: [], delegating: null, notified: false });
+    Object.assign(result, { signed: [], deferred: [], gasShort: [], held: [], waiting: [], waitFor: null, notified: false });
     ended.length = 0;
     const step = { actor: ACTOR, nowMs: ctx.now() };
 
@@ -226,11 +231,27 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     // do not take that well: anvil's pool parks it as "queued" for a nonce + 1 that never comes as a
     // transaction, so it is never mined until replaced; geth and reth allow an account with a pending
     // authorization a single transaction in flight. One block's wait, once per wallet.
-    const authPending = executor !== null && toSign.length > 0 && node!.delegatesTo !== executor && (await authorizationInFlight(conn, chain.key, sender, node!.accountNonce));
-    if (authPending) {
+    const authNonce = executor !== null && toSign.length > 0 && node!.delegatesTo !== executor ? await authorizationInFlight(conn, chain.key, sender, node!.accountNonce) : null;
+    if (authNonce !== null) {
       result.waiting = toSign.map(({ c }) => c.row.id);
-      result.delegating = executor;
+      result.waitFor = { nonce: authNonce + 1n, reason: "delegation" };
       toSign = [];
+    }
+    // geth and reth keep at most one transaction of an account that delegates in their pool and refuse
+    // the next ("in-flight transaction limit reached for delegated accounts"): a wallet that delegates
+    // gets no more unmined transactions than the node takes (ctx.delegatedInFlight); the rest wait for
+    // the one before to be mined. A refused one would stay signed and its jobs would spend their
+    // attempts on a node that is only saying "later".
+    const cap = executor !== null && toSign.length > 0 && node!.delegatesTo !== null && ctx.delegatedInFlight ? await ctx.delegatedInFlight(chain.key) : null;
+    let room = Number.POSITIVE_INFINITY;
+    if (cap !== null) {
+      const unmined = await unminedNonces(conn, chain.key, sender, node!.accountNonce);
+      room = cap - unmined.length;
+      if (room <= 0) {
+        result.waiting = toSign.map(({ c }) => c.row.id);
+        result.waitFor = { nonce: unmined[unmined.length - 1]! + 1n, reason: "in-flight" };
+        toSign = [];
+      }
     }
     if (toSign.length > 0) {
       // One transaction per transfer, or (EIP-7702) token payouts of this wallet in batches, one nonce each.
@@ -256,18 +277,23 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
             )
           : toSign.map((_, i) => ({ kind: "single", id: i }));
       // The wallet's own authorization rides on the first batch while the wallet does not delegate to the
-      // executor yet (no unmined transaction of ours installs it: see authPending). It uses a nonce of its
+      // executor yet (no unmined transaction of ours installs it: see authNonce). It uses a nonce of its
       // own (the transaction's nonce + 1): the next transaction after that batch takes nonce + 2, and waits
-      // for it to be mined like the later ones of this drain (authPending).
+      // for it to be mined like the later ones of this drain (authNonce).
+      // At most `room` transactions go now (a node that limits delegated wallets, see cap above).
       const firstBatch = units.findIndex((u) => u.kind === "batch");
-      const authAt = firstBatch >= 0 && node!.delegatesTo !== executor ? firstBatch : -1;
-      if (authAt >= 0 && units.length > authAt + 1) {
-        for (const u of units.slice(authAt + 1)) result.waiting.push(...(u.kind === "single" ? [u.id] : u.ids).map((i) => toSign[i]!.c.row.id));
-        result.delegating = executor;
-        units = units.slice(0, authAt + 1);
+      let authAt = firstBatch >= 0 && node!.delegatesTo !== executor ? firstBatch : -1;
+      const keep = Math.min(authAt >= 0 ? authAt + 1 : units.length, room);
+      const waitReason = authAt >= 0 && keep === authAt + 1 ? "delegation" : "in-flight";
+      if (authAt >= keep) authAt = -1; // the authorizing batch itself waits: no nonce is kept for it
+      if (units.length > keep) {
+        for (const u of units.slice(keep)) result.waiting.push(...(u.kind === "single" ? [u.id] : u.ids).map((i) => toSign[i]!.c.row.id));
+        units = units.slice(0, keep);
       }
       const nonces = planNonces(stored[0]?.next_nonce ?? null, node!.pendingNonce, units.length + (authAt >= 0 ? 1 : 0));
       const nonceOf = (k: number) => nonces.nonces[authAt >= 0 && k > authAt ? k + 1 : k]!;
+      // the rest go once the last transaction signed here is mined
+      if (result.waiting.length > 0) result.waitFor = { nonce: nonceOf(units.length - 1) + 1n, reason: waitReason };
       if (nonces.skipped > 0n) {
         log.warn({ sender, skipped: nonces.skipped.toString(), from: nonces.first.toString() }, "sender: the chain is ahead of our nonce counter (key used elsewhere?); skipping ahead");
         await insertAudit(conn, [{ actor: ACTOR, event: "nonce.skipped", address: sender, data: { skipped: nonces.skipped, first: nonces.first } }]);
@@ -341,8 +367,12 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     void logToJobs(ctx.queues, "send-transfer", result.signed.map((s) => ({ id: s.transferId, line: `signed: nonce ${s.nonce}${by}, tx ${s.hash}${inBatch(s.hash)}` })), log);
   }
   if (result.waiting.length > 0) {
-    log.info({ sender, waiting: result.waiting.length }, "sender: waiting for the batch that installs the wallet's delegation to be mined");
-    await logToJobs(ctx.queues, "send-transfer", result.waiting.map((id) => ({ id, line: "waiting: the batch that installs this wallet's EIP-7702 delegation is not mined yet" })), log);
+    const why =
+      result.waitFor?.reason === "in-flight"
+        ? "the node keeps one transaction at a time of a wallet that delegates (EIP-7702; delegated_in_flight), and this wallet's last one is not mined yet"
+        : "the batch that installs this wallet's EIP-7702 delegation is not mined yet";
+    log.info({ sender, waiting: result.waiting.length, until_nonce: result.waitFor?.nonce.toString() }, `sender: waiting: ${why}`);
+    await logToJobs(ctx.queues, "send-transfer", result.waiting.map((id) => ({ id, line: `waiting: ${why}` })), log);
   }
   if (result.held.length > 0) log.warn({ sender, held: result.held.length }, "sender: transfers held for an operator (no wallet can pay them)");
   return result;
@@ -466,18 +496,29 @@ export async function freeFunds(conn: Conn, chain: SenderChain, sender: string, 
 }
 
 /**
- * Whether an unmined transaction of ours (nonce >= the account nonce at the
- * node's block) carries the wallet's authorization already: a batch signed
- * as type 4 (only batches carry one, on their first item's attempt row). It
- * is processed before any later nonce can be, so later batches need none.
+ * The nonce of an unmined transaction of ours (nonce >= the account nonce
+ * at the node's block) that carries the wallet's authorization already, or
+ * null: a batch signed as type 4 (only batches carry one, on their first
+ * item's attempt row). It is processed before any later nonce can be, so
+ * later batches need none.
  */
-async function authorizationInFlight(conn: Conn, chain: string, sender: string, accountNonce: bigint): Promise<boolean> {
+async function authorizationInFlight(conn: Conn, chain: string, sender: string, accountNonce: bigint): Promise<bigint | null> {
   const rows = (await conn.query(
-    `SELECT 1 AS x FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id
-     WHERE t.chain = ? AND t.from_address = ? AND t.state IN ('signed', 'sent', 'mined') AND t.nonce >= ? AND a.batch_index = 0 AND a.raw_tx LIKE '0x04%' LIMIT 1`,
+    `SELECT t.nonce FROM transfer t JOIN tx_attempt a ON a.transfer_id = t.id
+     WHERE t.chain = ? AND t.from_address = ? AND t.state IN ('signed', 'sent', 'mined') AND t.nonce >= ? AND a.batch_index = 0 AND a.raw_tx LIKE '0x04%'
+     ORDER BY t.nonce DESC LIMIT 1`,
     [chain, sender, accountNonce],
-  )) as unknown[];
-  return rows.length > 0;
+  )) as { nonce: bigint }[];
+  return rows[0] ? BigInt(rows[0].nonce) : null;
+}
+
+/** The nonces of our transactions from `sender` not mined at the node's block, ascending (a batch's members share one). */
+async function unminedNonces(conn: Conn, chain: string, sender: string, accountNonce: bigint): Promise<bigint[]> {
+  const rows = (await conn.query(
+    "SELECT DISTINCT nonce FROM transfer WHERE chain = ? AND from_address = ? AND state IN ('signed', 'sent', 'mined') AND nonce >= ? ORDER BY nonce",
+    [chain, sender, accountNonce],
+  )) as { nonce: bigint }[];
+  return rows.map((r) => BigInt(r.nonce));
 }
 
 /** Move sender_nonce from what we read under its row lock to `next` (guarded: it must not have moved). */
