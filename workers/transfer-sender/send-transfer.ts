@@ -250,6 +250,7 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
   const started = ctx.now();
   const progress = drainProgress(ctx, senderLockKey(ctx.prefix, chain.key, sender), started);
   let behind: Promise<void> | null = null;
+  let awaited: bigint | null = null;
   const sendBehind = (signed: SignedItem[]) => {
     const p = (async () => {
       await broadcastAndRecord(ctx, chain, signed, log);
@@ -273,7 +274,10 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
       // of blocks: handing the lease on instead parks every payout of the wallet until some job of it comes
       // back (measured: about half a second of a 2,000-payout drain on a 250 ms chain). Not mined by then (a
       // slow node, fees too low), the jobs come back later as before.
-      if (batch.waitFor && batch.waiting.length > 0 && ctx.now() - started < DRAIN_BUDGET_MS) {
+      // Once per awaited nonce: a node whose head lags its `latest` (load-balanced) could otherwise have the
+      // drain re-plan the same batch over and over until its budget ends.
+      if (batch.waitFor && batch.waiting.length > 0 && batch.waitFor.nonce !== awaited && ctx.now() - started < DRAIN_BUDGET_MS) {
+        awaited = batch.waitFor.nonce;
         await behind;
         if (await nonceReached(chain, sender, batch.waitFor.nonce)) continue;
       }
