@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
 import { Contract, JsonRpcProvider, Network, NonceManager, Transaction, Wallet } from "ethers";
 import { createTestEnv, type TestEnv, type TestEnvOptions } from "./env.ts";
-import { createBusinessClient, type BusinessClient, eventually } from "./rabbit.ts";
+import { createBusinessClient, type BusinessClient, eventually, nowS } from "./rabbit.ts";
 import { createBridge } from "../../bridge/main.ts";
 import { createConfirmationWorker } from "../../workers/confirmation/main.ts";
 import { createTransferSender } from "../../workers/transfer-sender/main.ts";
@@ -230,4 +230,26 @@ export function usedNonces(attempts: { nonce: bigint; txHash: string; rawTx: str
     if (a.batchIndex === 0 && Transaction.from(a.rawTx).type === 4) out.add(a.nonce + 1n);
   }
   return [...out].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Three pay requests of 150 orders each from the hot wallet (`${prefix}-a`,
+ * -b, -c; order amounts distinct), published and all queued before this
+ * returns: a sender started next meets full batches.
+ */
+export async function queueThreePays(s: TransferStack, prefix: string) {
+  const requests = ["a", "b", "c"].map((tag, r) => ({
+    q: `${prefix}-${tag}`,
+    orders: Array.from({ length: 150 }, (_, i) => ({ order_id: `o${i}`, to_address: randomAddress(), amount: `${r + 1}.${String(i + 1).padStart(3, "0")}` })),
+  }));
+  for (const { q, orders } of requests) await s.biz.send("pay", { queue_id: q, from_address: HOT, chain: "ETH", symbol: "USDT", transactions: orders, timestamp: nowS() });
+  await eventually(async () => ((await s.env.db.prisma.transfer.count({ where: { queueId: { startsWith: `${prefix}-` }, state: "queued" } })) === 450 ? true : null), 60_000, 100);
+  return requests;
+}
+
+/** A transfer-sender of the stack's env that reaches the chain through `rpcUrl` (a proxy), started. */
+export async function startSenderVia(s: TransferStack, rpcUrl: string) {
+  const sender = createTransferSender({ ...s.env, masterKey: s.env.masterKey, config: { ...s.env.config, chains: { ETH: { ...s.env.config.chains.ETH!, rpc_url: rpcUrl } } } });
+  await sender.start();
+  return sender;
 }

@@ -11,10 +11,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Transaction } from "ethers";
-import { nowS, eventually } from "../helpers/rabbit.ts";
-import { startTransferStack, waitForNotes, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
+import { startTransferStack, waitForNotes, queueThreePays, startSenderVia, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
 import { startRpcProxy, type RpcProxy } from "../helpers/rpc-proxy.ts";
-import { createTransferSender } from "../../workers/transfer-sender/main.ts";
 import { delegationTarget } from "../../shared/adapters/eip7702.ts";
 
 let s: TransferStack;
@@ -68,15 +66,8 @@ after(async () => {
 });
 
 test("behind a node that takes one transaction of a delegated wallet: one batch in flight at a time, nothing refused, every order 2 then 1", { timeout: 300_000 }, async () => {
-  const requests = ["infl-a", "infl-b", "infl-c"].map((q, r) => ({
-    q,
-    orders: Array.from({ length: 150 }, (_, i) => ({ order_id: `o${i}`, to_address: randomAddress(), amount: `${r + 1}.${String(i + 1).padStart(2, "0")}` })),
-  }));
-  for (const { q, orders } of requests) await s.biz.send("pay", { queue_id: q, from_address: HOT, chain: "ETH", symbol: "USDT", transactions: orders, timestamp: nowS() });
-  await eventually(async () => ((await s.env.db.prisma.transfer.count({ where: { queueId: { startsWith: "infl-" }, state: "queued" } })) === 450 ? true : null), 60_000, 100);
-
-  const sender = createTransferSender({ ...s.env, masterKey: s.env.masterKey, config: { ...s.env.config, chains: { ETH: { ...s.env.config.chains.ETH!, rpc_url: proxy.url } } } });
-  await sender.start();
+  const requests = await queueThreePays(s, "infl");
+  const sender = await startSenderVia(s, proxy.url);
   try {
     await waitForNotes(s.biz, "pay", 1, 450, (q) => q.startsWith("infl-"), 240_000);
   } finally {

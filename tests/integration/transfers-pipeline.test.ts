@@ -11,10 +11,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Transaction } from "ethers";
-import { nowS, eventually } from "../helpers/rabbit.ts";
-import { startTransferStack, waitForNotes, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
+import { eventually } from "../helpers/rabbit.ts";
+import { startTransferStack, waitForNotes, queueThreePays, startSenderVia, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
 import { startRpcProxy, type RpcProxy } from "../helpers/rpc-proxy.ts";
-import { createTransferSender } from "../../workers/transfer-sender/main.ts";
 
 let s: TransferStack;
 let proxy: RpcProxy;
@@ -41,16 +40,8 @@ after(async () => {
 
 test("the next batch is signed while the one before is broadcast: nonce order at the node, each order sent and reported once", { timeout: 300_000 }, async () => {
   const startNonce = Number(await s.provider.send("eth_getTransactionCount", [HOT, "latest"]));
-  const requests = ["pipe-a", "pipe-b", "pipe-c"].map((q, r) => ({
-    q,
-    orders: Array.from({ length: 150 }, (_, i) => ({ order_id: `o${i}`, to_address: randomAddress(), amount: `${r + 1}.${String(i + 1).padStart(3, "0")}` })),
-  }));
-  for (const { q, orders } of requests) await s.biz.send("pay", { queue_id: q, from_address: HOT, chain: "ETH", symbol: "USDT", transactions: orders, timestamp: nowS() });
-  // all 450 queued before the sender starts, so one drain meets full batches
-  await eventually(async () => ((await s.env.db.prisma.transfer.count({ where: { queueId: { startsWith: "pipe-" }, state: "queued" } })) === 450 ? true : null), 60_000, 100);
-
-  const sender = createTransferSender({ ...s.env, masterKey: s.env.masterKey, config: { ...s.env.config, chains: { ETH: { ...s.env.config.chains.ETH!, rpc_url: proxy.url } } } });
-  await sender.start();
+  const requests = await queueThreePays(s, "pipe");
+  const sender = await startSenderVia(s, proxy.url);
   try {
     const pending = await waitForNotes(s.biz, "pay", 2, 450, (q) => q.startsWith("pipe-"), 180_000);
     assert.equal(pending.length, 450, "each order reported 2 once");
