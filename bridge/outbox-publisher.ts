@@ -21,12 +21,13 @@
  * overlapping the next.
  */
 import { randomUUID } from "node:crypto";
-import type { Pool } from "mariadb";
+import type { Pool, PoolConnection } from "mariadb";
 import type { Logger } from "../shared/logger.ts";
 import { type AmqpConnection, type AmqpConfirmChannel, publishConfirmed } from "../shared/adapters/amqp.ts";
 import type { RmqRoute } from "../shared/config/schema.ts";
 import type { RequestKind } from "../shared/domain/request-kinds.ts";
 import { signMessage } from "../shared/domain/signature.ts";
+import { pendingPredecessorKey } from "../shared/domain/notifications.ts";
 import { affected, inList } from "../shared/adapters/db/sql.ts";
 
 export interface OutboxPublisherDeps {
@@ -109,15 +110,45 @@ export function createOutboxPublisher(deps: OutboxPublisherDeps) {
         ),
       ])) as [unknown, unknown];
       if (affected(claimed) === 0) return [];
-      return (await conn.query(
+      const rows = (await conn.query(
         // LIMIT: the claim took the first pending rows in id order, so the (state, id) index walk stops
         // right after them instead of reading every pending row (thousands after a big block)
         "SELECT id, kind, dedupe_key, queue_id, address, status, body FROM notification WHERE claimed_by = ? AND state = 'pending' ORDER BY id LIMIT ?",
         [claim, batchSize],
       )) as Row[];
+      return await holdBackFinals(conn, rows);
     } finally {
       await conn.release();
     }
+  }
+
+  /**
+   * Per id the business sees `2` before the final (SPEC §3). Rows in id order
+   * on one channel keep that within this process (its earlier claims are
+   * published first), but a final claimed here while its `2` is pending in
+   * another's hands would overtake it: a bridge killed with the `2` claimed
+   * (its lease runs on), another bridge publishing it right now, or a `2`
+   * whose publish failed and was given back. Such finals are given back
+   * unpublished and claimed again after their `2` (one unique-key lookup
+   * per final).
+   */
+  async function holdBackFinals(conn: PoolConnection, rows: Row[]): Promise<Row[]> {
+    const finalOf = new Map<string, Row>();
+    for (const r of rows) {
+      const before = pendingPredecessorKey(r.dedupe_key);
+      if (before) finalOf.set(before, r);
+    }
+    if (finalOf.size === 0) return rows;
+    const keys = [...finalOf.keys()];
+    const elsewhere = (await conn.query(
+      `SELECT dedupe_key FROM notification WHERE dedupe_key IN (${inList(keys.length)}) AND state = 'pending' AND (claimed_by IS NULL OR claimed_by NOT LIKE ?)`,
+      [...keys, `${owner}-%`],
+    )) as { dedupe_key: string }[];
+    if (elsewhere.length === 0) return rows;
+    const held = new Set(elsewhere.map((e) => finalOf.get(e.dedupe_key)!));
+    await release([...held]);
+    deps.logger.info({ held: held.size }, "outbox: finals held back until their pending notification is published");
+    return rows.filter((r) => !held.has(r));
   }
 
   /** Publish rows in id order (back to back on one channel), then wait for every confirm. Never throws. */

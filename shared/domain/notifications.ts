@@ -192,3 +192,15 @@ export function rejectionNotifications(
   if (kind === "pay" && orderIds && orderIds.length > 0) return orderIds.map((o, i) => make(o, i));
   return [make(null, 0)];
 }
+
+/**
+ * The dedupe key of the `2` (pending) that must reach the business before
+ * the notification keyed `dedupeKey`, or null when it follows nothing: a
+ * transfer's or a deposit's final (`1` or `0`) follows its own `2`, if it
+ * had one (SPEC §3: per id, `2` then one final). The outbox publisher holds
+ * a final back while that `2` is pending in another process's hands.
+ */
+export function pendingPredecessorKey(dedupeKey: string): string | null {
+  const m = /^(transfer|deposit)-(\d+)-[01]$/.exec(dedupeKey);
+  return m ? `${m[1]}-${m[2]}-2` : null;
+}

@@ -12,6 +12,7 @@ import {
   depositNotification,
   transferNotification,
   removeNotification,
+  pendingPredecessorKey,
   rejectionNotifications,
   type DepositFacts,
   type TransferFacts,
@@ -208,4 +209,12 @@ describe("notification bodies: properties", () => {
       { numRuns: 300 },
     );
   });
+});
+
+it("a final follows its own 2: the pending predecessor key of transfer and deposit finals, none otherwise", () => {
+  assert.equal(pendingPredecessorKey("transfer-42-1"), "transfer-42-2");
+  assert.equal(pendingPredecessorKey("transfer-42-0"), "transfer-42-2");
+  assert.equal(pendingPredecessorKey("deposit-7-1"), "deposit-7-2");
+  assert.equal(pendingPredecessorKey("deposit-7-0"), "deposit-7-2");
+  for (const k of ["transfer-42-2", "deposit-7-2", "remove-3", "reject-5", "reject-5-2", "transfer--1", "transfer-x-1", "transfer-1-1 ", "xtransfer-1-1"]) assert.equal(pendingPredecessorKey(k), null, k);
 });
