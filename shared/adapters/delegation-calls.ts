@@ -11,13 +11,12 @@
  * was not ours when it ran: a self-call to a plain EOA "succeeds" silently).
  */
 import { MAX_BATCH_AMOUNT } from "../domain/delegation-batch-plan.ts";
+import { ADDRESS_RE } from "../domain/limits.ts";
 import { contractInterface } from "./delegation-contracts.ts";
-
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 /** One word per item, as both contracts read it: `amount << 160 | address`. */
 export function packItem(address: string, amount: bigint): bigint {
-  if (!ADDRESS.test(address)) throw new TypeError(`not an address: ${address}`);
+  if (!ADDRESS_RE.test(address)) throw new TypeError(`not an address: ${address}`);
   if (amount < 0n || amount > MAX_BATCH_AMOUNT) throw new RangeError(`amount ${amount} does not fit 96 bits: send it alone`);
   return (amount << 160n) | BigInt(address);
 }
@@ -42,7 +41,7 @@ const word = (n: bigint) => n.toString(16).padStart(64, "0");
  */
 function itemsCall(name: "BatchExecutor" | "DepositSweeper", fn: "pay" | "sweep", token: string | null, gasPerItem: number, items: bigint[]): string {
   const t = token ?? NO_TOKEN;
-  if (!ADDRESS.test(t)) throw new TypeError(`not an address: ${t}`);
+  if (!ADDRESS_RE.test(t)) throw new TypeError(`not an address: ${t}`);
   if (!Number.isInteger(gasPerItem) || gasPerItem < 0 || gasPerItem > 0xffffffff) throw new RangeError(`gas per item ${gasPerItem} is not a uint32`);
   const head = `${selectorOf(name, fn)}${word(BigInt(t))}${word(BigInt(gasPerItem))}${word(0x60n)}${word(BigInt(items.length))}`;
   return head + items.map(word).join("");

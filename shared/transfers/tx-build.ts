@@ -12,6 +12,7 @@ import type { CallRequest } from "./chain-reads.ts";
 import { signDelegationTx, signSelfAuthorization, type SignedTx } from "../adapters/eip7702.ts";
 import { encodePay } from "../adapters/delegation-calls.ts";
 import { BATCH_GAS_PER_ITEM } from "../domain/delegation-batch-plan.ts";
+import { ADDRESS_RE } from "../domain/limits.ts";
 
 /** The call that moves `units` of `asset` from `from` to `to`. */
 export function transferCall(asset: Asset, from: string, to: string, units: bigint): CallRequest {
@@ -20,7 +21,6 @@ export function transferCall(asset: Asset, from: string, to: string, units: bigi
 }
 
 const TRANSFER_SELECTOR = erc20.getFunction("transfer")!.selector;
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const MAX_UINT256 = (1n << 256n) - 1n;
 
 /**
@@ -31,7 +31,7 @@ const MAX_UINT256 = (1n << 256n) - 1n;
  * ms for 200 of them, about a twentieth of a batched payout's time.
  */
 export function erc20TransferData(to: string, units: bigint): string {
-  if (!ADDRESS.test(to)) throw new TypeError(`not an address: ${to}`);
+  if (!ADDRESS_RE.test(to)) throw new TypeError(`not an address: ${to}`);
   if (units < 0n || units > MAX_UINT256) throw new RangeError(`not a uint256: ${units}`);
   return `${TRANSFER_SELECTOR}${to.slice(2).toLowerCase().padStart(64, "0")}${units.toString(16).padStart(64, "0")}`;
 }

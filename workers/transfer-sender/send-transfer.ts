@@ -65,7 +65,7 @@ const LEASE_WAIT_MS = 25_000;
 const LEASE_BUSY_POLLS = 1;
 const LEASE_BUSY_DELAY_MS = 500;
 /** when a job that met its wallet's lease held runs again: jittered, so a crowd of them does not come back at once */
-const busyDelayMs = () => LEASE_BUSY_DELAY_MS + Math.random() * (LEASE_BUSY_DELAY_MS / 2);
+const busyDelayMs = (random = Math.random) => LEASE_BUSY_DELAY_MS + random() * (LEASE_BUSY_DELAY_MS / 2);
 /** the longest an early look puts its job off */
 const EARLY_LOOK_MAX_DELAY_MS = 10_000;
 
@@ -91,7 +91,7 @@ export function earlyLookDelay(transferId: bigint, progress: string | null, runs
     const eta = Math.min(EARLY_LOOK_MAX_DELAY_MS, Number(ahead) * Number(m[2]!));
     return Math.max(100, eta) * (1 + random() / 5) + 50 * random();
   }
-  return (LEASE_BUSY_DELAY_MS + random() * (LEASE_BUSY_DELAY_MS / 2)) * 2 ** Math.min(3, Math.max(0, runs - 1));
+  return busyDelayMs(random) * 2 ** Math.min(3, Math.max(0, runs - 1));
 }
 
 /** where a wallet's drain publishes its progress for the early looks of the wallet's jobs */

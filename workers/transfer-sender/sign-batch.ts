@@ -90,7 +90,7 @@ export interface BatchResult {
   gasShort: GasShortSweep[];
   /** held for an operator (SPEC §7): their jobs report why */
   held: bigint[];
-  /** cleared to go, but waiting for the wallet's own authorization (on an unmined batch of ours) to be mined */
+  /** cleared to go, but waiting for a transaction of the wallet to be mined first (see waitFor) */
   waiting: bigint[];
   /**
    * While `waiting` has transfers: the wallet's account nonce at the head
