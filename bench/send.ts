@@ -245,7 +245,7 @@ async function main() {
           `one wallet (wall ${(one.ms / one.n).toFixed(2)}): ${one.phases}; one wallet, 7702 batches (wall ${(oneBatched.ms / oneBatched.n).toFixed(2)}): ${oneBatched.phases}. ` +
           "Phases: select (the queued rows), node (balances, nonces, fees and gas at one block: one estimate per transfer, or one eth_simulateV1 of them all while they may be batched), lock (the rows again FOR UPDATE), " +
           "plan (funds in flight, policy usage, the planner), sign (nonces and signatures), persist (attempt rows, transfer rows, audit, COMMIT), " +
-          "job-logs (a line on each job, after signing and after broadcasting), broadcast (JSON-RPC), record (sent rows and status-2 notifications), confirm-jobs (the confirmation jobs added).",
+          "job-logs (a line on each job after broadcasting; the lines written after signing are not waited for), broadcast (JSON-RPC), record (sent rows and status-2 notifications), confirm-jobs (the confirmation jobs added).",
         `CPU while sending, in % of one core (2 cores = 200%): one wallet: ${one.cpu}; ten wallets: ${ten.cpu}; one wallet, 7702 batches: ${oneBatched.cpu}; ten wallets, 7702 batches: ${tenBatched.cpu}. ` +
           `CPU time per payout, all those processes together (ms): one transaction per payout ${one.cpuPerPayout.toFixed(2)}, EIP-7702 batches ${oneBatched.cpuPerPayout.toFixed(2)} (one wallet, median rounds); ` +
           "with both cores busy, the ratio of these bounds the ratio of the rates.",
