@@ -14,14 +14,20 @@ export type RedisClient = Redis | Cluster;
 
 export interface RedisFactory {
   /** a new connection (each BullMQ Worker/Queue and subscriber needs its own) */
-  create(purpose: string, opts?: { blocking?: boolean }): RedisClient;
+  /**
+   * `autoPipelining`: commands issued in one turn of the event loop go out
+   * in one write (ioredis enableAutoPipelining). Only for connections of our
+   * own (leases, lookups): never hand one to BullMQ, whose scripts and
+   * blocking commands assume a connection of their own.
+   */
+  create(purpose: string, opts?: { autoPipelining?: boolean }): RedisClient;
   prefix: string;
 }
 
 const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5_000);
 
 export function createRedisFactory(cfg: Pick<Config, "redis_url" | "redis">): RedisFactory {
-  const base: RedisOptions = {
+  const shared: RedisOptions = {
     // BullMQ requires null for blocking connections; it also suits the rest:
     // a command waits for Redis to come back instead of failing a job.
     maxRetriesPerRequest: null,
@@ -31,15 +37,16 @@ export function createRedisFactory(cfg: Pick<Config, "redis_url" | "redis">): Re
   };
   return {
     prefix: cfg.redis.prefix,
-    create(purpose) {
+    create(purpose, opts = {}) {
       const connectionName = `payment:${purpose}`;
+      const base = { ...shared, enableAutoPipelining: opts.autoPipelining === true };
       if (cfg.redis.cluster_nodes?.length) {
         return new Cluster(
           cfg.redis.cluster_nodes.map((u) => {
             const url = new URL(u);
             return { host: url.hostname, port: Number(url.port || 6379) };
           }),
-          { redisOptions: { ...base, connectionName }, clusterRetryStrategy: retryStrategy },
+          { redisOptions: { ...base, connectionName }, clusterRetryStrategy: retryStrategy, enableAutoPipelining: base.enableAutoPipelining },
         );
       }
       if (cfg.redis.sentinels?.length) {

@@ -22,7 +22,8 @@ import { failpoint } from "../runtime/failpoints.ts";
 import { isTransientRpcError } from "../adapters/chain.ts";
 import { inTransaction } from "../adapters/db/sql.ts";
 import { describeError } from "../domain/errors.ts";
-import { enqueueMany } from "../jobs/registry.ts";
+import { enqueueMany, jobIdFor } from "../jobs/registry.ts";
+import type { RedisClient } from "../adapters/redis.ts";
 import { SENDER_ACTOR, type MoneyContext, type SenderChain } from "./context.ts";
 import { transferJob, type PaymentFacts, type TransferRow } from "./rows.ts";
 import { markSent } from "./chain-transitions.ts";
@@ -144,6 +145,19 @@ export async function recordSent(ctx: MoneyContext, ids: bigint[]): Promise<Tran
   for (const r of moved) ctx.metrics.transfers.inc({ chain: r.chain, symbol: r.symbol, status: "sent" });
   if (moved.some((r) => r.kind === "withdraw" || r.kind === "pay")) ctx.wakeOutbox();
   return rows;
+}
+
+/**
+ * A sent or mined transfer's job makes sure its confirmation job exists (the
+ * drain that sent it may have died between its `sent` commit and adding the
+ * job). Usually the drain added it: one EXISTS on the job's key then, instead
+ * of BullMQ's add (its script, a Job built and serialized), which would have
+ * found the same job and done nothing. Either way the job exists afterwards.
+ */
+export async function ensureConfirm(ctx: MoneyContext & { redis: RedisClient }, chain: SenderChain, row: PaymentFacts): Promise<void> {
+  const jobId = jobIdFor("confirm-transfer", { transferId: row.id.toString() })!;
+  if ((await ctx.redis.exists(ctx.queues.confirm.toKey(jobId))) === 1) return;
+  await enqueueConfirm(ctx, chain, [row]);
 }
 
 /** Hand transfers to the confirmation worker (idempotent: deterministic job ids). */

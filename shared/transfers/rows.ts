@@ -98,6 +98,40 @@ export async function loadTransfer(db: Queryable, id: bigint, opts: { forUpdate?
   return rows[0] ?? null;
 }
 
+/**
+ * A transfer row read the way loadTransfer reads it, with the reads that
+ * concurrent callers ask for in one turn of the event loop made as one
+ * `id IN (...)` query: the send-transfer jobs of a drained wallet come back
+ * in crowds (dozens per worker at once), and one query each cost a MySQL
+ * round trip and a socket write apiece. Each read still starts after it was
+ * asked for, so it sees every commit that preceded the call, as a read of
+ * its own would. A failed query fails every read it carried.
+ */
+export function coalescedTransferLoader(db: Queryable, maxPerQuery = 500): (id: bigint) => Promise<TransferRow | null> {
+  let pending = new Map<bigint, { resolve: (r: TransferRow | null) => void; reject: (e: unknown) => void }[]>();
+  const flush = async () => {
+    const batch = pending;
+    pending = new Map();
+    const ids = [...batch.keys()];
+    for (let i = 0; i < ids.length; i += maxPerQuery) {
+      const chunk = ids.slice(i, i + maxPerQuery);
+      try {
+        const rows = new Map((await loadTransfers(db, chunk)).map((r) => [r.id, r]));
+        for (const id of chunk) for (const w of batch.get(id)!) w.resolve(rows.get(id) ?? null);
+      } catch (e) {
+        for (const id of chunk) for (const w of batch.get(id)!) w.reject(e);
+      }
+    }
+  };
+  return (id) =>
+    new Promise((resolve, reject) => {
+      if (pending.size === 0) setImmediate(() => void flush());
+      const waiting = pending.get(id);
+      if (waiting) waiting.push({ resolve, reject });
+      else pending.set(id, [{ resolve, reject }]);
+    });
+}
+
 /** These transfers (in id order), optionally only in `states`, optionally locked. */
 export async function loadTransfers(db: Queryable, ids: bigint[], opts: { states?: readonly TransferState[]; forUpdate?: boolean } = {}): Promise<TransferRow[]> {
   if (ids.length === 0) return [];

@@ -163,7 +163,8 @@ export function createTransferSender(deps: TransferSenderDeps) {
           }),
         );
       const targets = delegationTargets(deps, clients, logger);
-      redis = deps.redis.create("transfer-sender");
+      // leases, the early looks' lookups and the confirmation-job checks of 50 concurrent jobs: one write per turn
+      redis = deps.redis.create("transfer-sender", { autoPipelining: true });
       const ctx: SenderContext = {
         config: deps.config,
         pool: deps.db.pool,

@@ -41,10 +41,10 @@ import { inTransaction } from "../../shared/adapters/db/sql.ts";
 import type { JobData } from "../../shared/jobs/registry.ts";
 import { reschedule, type Handler } from "../../shared/jobs/worker.ts";
 import { senderLockKey, type SenderChain, type SenderContext } from "../../shared/transfers/context.ts";
-import { endedError, loadTransfer, signedFrom, transferJob, type TransferRow } from "../../shared/transfers/rows.ts";
+import { coalescedTransferLoader, endedError, signedFrom, transferJob, type TransferRow } from "../../shared/transfers/rows.ts";
 import { release } from "../../shared/transfers/transitions.ts";
 import { endUnsigned } from "./end-transfer.ts";
-import { broadcastAndRecord, enqueueConfirm, type SignedItem } from "../../shared/transfers/broadcast.ts";
+import { broadcastAndRecord, ensureConfirm, type SignedItem } from "../../shared/transfers/broadcast.ts";
 import { replaceIfStuck } from "../../shared/transfers/replace-tx.ts";
 import { signQueuedBatch, ACTOR, MAX_BATCH, type GasShortSweep } from "./sign-batch.ts";
 import { requestGasTopup } from "./gas-topup.ts";
@@ -105,6 +105,8 @@ const DRAIN_BUDGET_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createSendTransferHandler(ctx: SenderContext): Handler<"send-transfer"> {
+  // the jobs of a drained wallet come back in crowds: their row reads share queries
+  const load = coalescedTransferLoader(ctx.pool);
   return async (data, job, { token, logger }) => {
     const id = BigInt(data.transferId);
     const started = ctx.now();
@@ -124,7 +126,7 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
     }
     let busy = 0;
     for (;;) {
-      const t = await loadTransfer(ctx.pool, id);
+      const t = await load(id);
       if (!t) throw new PermanentError("internal", `transfer ${id} does not exist`);
       const chain = ctx.chains.get(t.chain);
       if (!chain) {
@@ -159,7 +161,7 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
             const r = await replaceIfStuck(ctx, chain, t, logger);
             if (r !== "not-stuck" && r !== "settled") logger.info({ outcome: r }, "sender: stuck check");
           }
-          await enqueueConfirm(ctx, chain, [t]);
+          await ensureConfirm(ctx, chain, t);
           return { state: t.state };
         }
       }
@@ -177,7 +179,7 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
         await lease.release();
       }
       if (waiting.has(id)) return reschedule(job, token, chain.config.block_time_ms * 2);
-      const again = await loadTransfer(ctx.pool, id);
+      const again = await load(id);
       // Still signed after a drain re-broadcast it: the node refused it (or is down). Not
       // again at once: the job's backoff spaces the next tries, and after its attempts it
       // waits in the failed list for an operator (the unbroadcast metric alerts).
