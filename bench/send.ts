@@ -253,16 +253,21 @@ async function main() {
           "For it, earlier: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
           "eth_estimateGas, which alone can refuse it as `reverted` before signing: what the business sees is unchanged); their ERC-20 call data is " +
           "written out instead of going through the ABI coder; the 24 h policy usage is read only when a velocity limit applies; a sent transfer's " +
-          "job reads no attempt row while it is younger than stuck_after_s. In this run, new: the drain that signs a wallet's authorizing batch " +
-          "watches for it to be mined and goes on (it used to hand the lease on, and the wallet's payouts waited until one of their jobs came back: " +
-          "about half a second per 2,000); the next batch is signed while the one before is broadcast and recorded (both sides gain: the plain " +
-          "rows' broadcasts overlap their next signatures); a job that finds its wallet being drained looks again when the drain's published " +
-          "progress says it will have reached its transfer (each job runs about twice: that look and the one that completes it); pay call data " +
-          "written out without checksumming 200 addresses; per-job loggers made only when they log. What bounds one wallet now: the CPU time " +
-          "per payout of the whole system (the CPU note): the BullMQ job of each payout (two runs, its confirmation job, two log lines: Redis and " +
-          "this process), the rows of each payout (attempt, transfer twice, three audit rows, the notification: MariaDB), and the bridge " +
-          "publishing each status-2 notification (this process here: the bench runs the bridge in it). What would lift it: one job per drained " +
-          "batch instead of one per payout, fewer rows per payout (both change what an operator sees per order), cores of its own for the sender. " +
+          "job reads no attempt row while it is younger than stuck_after_s; the drain that signs a wallet's authorizing batch watches for it to be " +
+          "mined and goes on; the next batch is signed while the one before is broadcast and recorded; a job that finds its wallet being drained " +
+          "looks again when the drain's published progress says it will have reached its transfer (each job runs about twice: that look and the " +
+          "one that completes it). In this run, new: a returning job no longer adds its confirmation job again (BullMQ's add script and a Job " +
+          "built per payout, only to find the drain's job there): one EXISTS on the job's key, the add only if it is missing; the returning jobs' " +
+          "row reads are made together (one `id IN` query per turn of the event loop instead of one query each); the sender's own Redis " +
+          "connection (leases, looks, those checks; never a BullMQ one) pipelines what is asked in one turn into one write. Tried and left out: " +
+          "a job whose look is due within 300 ms waiting in its worker slot instead of being put off (no gain above this machine's noise, three " +
+          "rounds each: medians 2,028 against 2,040/s). What bounds one wallet now: the drain's signing side, one batch after the other (the " +
+          "phase figures: node and persist are most of it), with the CPU time per payout of the whole system (the CPU note) close behind: the " +
+          "BullMQ job of each payout (two runs, two log lines, its confirmation job: Redis and this process), the rows of each payout (attempt, " +
+          "transfer twice, three audit rows, the notification: MariaDB), and the bridge publishing each status-2 notification (this process here: " +
+          "the bench runs the bridge in it). The plain rows gain from the same changes (both sides share every per-payout cost), so the ratio " +
+          "moves less than the batched figure. What would lift it: reading the next batch's node state while the one before is committed, one " +
+          "job per drained batch instead of one per payout, fewer rows per payout (the last two change what an operator sees per order). " +
           "Gas per payout, where batches pay off, is in gas-7702.",
         "EIP-7702 rows: the same pay requests, the BatchExecutor recorded as `payment contracts deploy` does and the sender started with `batching: \"7702\"` (\"off\" for the other rows): each wallet's drain plans its token payouts into batches (at most 200, within batch_gas_budget) and signs one transaction per batch (the first also carries the wallet's authorization), stores it for every member, broadcasts it once. The raw column repeats the plain rows' raw figure (one transaction per transfer is all raw ethers can do).",
         `node and signing ceilings, same run: signing USDT transfers in JS (ethers SigningKey) ${fmt(node.signPerS)}/s on one core; ` +
