@@ -253,3 +253,16 @@ export async function startSenderVia(s: TransferStack, rpcUrl: string) {
   await sender.start();
   return sender;
 }
+
+/**
+ * A transfer's send job once it has failed (the positive signal that the
+ * sender decided), read again after its state says so: a job object read
+ * just before the failure carries no failedReason.
+ */
+export async function failedSendJob(s: TransferStack, transferId: bigint, timeoutMs = 30_000) {
+  const id = `send-${transferId}`;
+  return eventually(async () => {
+    if ((await (await s.env.queues.transfer.getJob(id))?.getState()) !== "failed") return null;
+    return (await s.env.queues.transfer.getJob(id)) ?? null;
+  }, timeoutMs);
+}

@@ -10,7 +10,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { Queue } from "bullmq";
 import { nowS, eventually } from "../helpers/rabbit.ts";
-import { startTransferStack, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
+import { failedSendJob, startTransferStack, randomAddress, HOT, type TransferStack } from "../helpers/transfer-stack.ts";
 
 const DENIED = randomAddress();
 let s: TransferStack;
@@ -62,10 +62,7 @@ test("a withdrawal refused by policy: status 0 for the business, a failed job wi
   assert.equal(n.status, 0);
   assert.equal(n.error, "policy_rejected");
   const t = await s.env.db.prisma.transfer.findFirstOrThrow({ where: { queueId: "w-board-denied" } });
-  const job = await eventually(async () => {
-    const j = await s.env.queues.transfer.getJob(`send-${t.id}`);
-    return j && (await j.getState()) === "failed" ? j : null;
-  }, 30_000);
+  const job = await failedSendJob(s, t.id);
   assert.match(job.failedReason, /^policy_rejected: withdraw w-board-denied ended status 0 \(policy_rejected: /);
   assert.equal(job.attemptsMade, 1, "a permanent failure is not retried");
 

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import type { Job } from "bullmq";
 import { Wallet } from "ethers";
 import { nowS, eventually } from "../helpers/rabbit.ts";
-import { startTransferStack, randomAddress, type TransferStack } from "../helpers/transfer-stack.ts";
+import { failedSendJob, startTransferStack, randomAddress, type TransferStack } from "../helpers/transfer-stack.ts";
 import { retryTransfers } from "../../cli/commands/retry.ts";
 import { rejectTransfers } from "../../cli/commands/approve.ts";
 import { reconcileJobs } from "../../workers/maintenance/reconcile.ts";
@@ -39,10 +39,7 @@ const notesOf = (queueId: string) => s.biz.received("withdraw").filter((n) => n.
 /** The transfer's send job once it has failed (the positive signal that the sender decided). */
 async function failedJob(queueId: string): Promise<Job> {
   const t = await eventually(() => s.env.db.prisma.transfer.findFirst({ where: { queueId } }), 30_000);
-  return eventually(async () => {
-    const job = await s.env.queues.transfer.getJob(`send-${t.id}`);
-    return job && (await job.getState()) === "failed" ? job : null;
-  }, 30_000);
+  return failedSendJob(s, t.id);
 }
 
 test("a withdrawal no wallet can pay is held: no notification, its job failed with what is short and the payment; `payment retry` after funding sends it once", async () => {
