@@ -31,6 +31,12 @@ const BLOCK_MS = argNumber("block-ms", 250);
 /** one-wallet rounds, each side once per round */
 const ROUNDS = argNumber("rounds", smoke ? 1 : 3);
 
+/** completed send jobs and how many runs they took in all (BullMQ's attemptsStarted counts every start, a put-off one too) */
+async function sendJobRuns(env: BenchEnv): Promise<{ completed: number; runs: number }> {
+  const done = await env.queues.transfer.getJobs(["completed"], 0, -1);
+  return { completed: done.length, runs: done.reduce((a, j) => a + (j.attemptsStarted ?? 0), 0) };
+}
+
 /** amount i in USDT, assorted: 1.000001 .. 50.999 */
 const amountOf = (i: number) => `${1 + (i % 50)}.${String((i * 7919) % 1000).padStart(3, "0")}`;
 
@@ -149,6 +155,12 @@ async function main() {
       const sentBefore = await sentCount(env);
       const phasesBefore = await phaseSeconds(env);
       await startProfile();
+      const jobsBefore = await sendJobRuns(env);
+      // what the system burns idle meanwhile (anvil mining its blocks, the servers' own timers), for the
+      // settled figure below, whose window is longer
+      const idle = cpuWindow({ anvil: env.anvil?.process.pid });
+      await sleep(1_000);
+      const idleUse = idle.stop();
       const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
       const t0 = performance.now();
       sender = await startRoles(env, ["transfer-sender"], configWith(batching));
@@ -168,8 +180,14 @@ async function main() {
         const c = await env.queues.transfer.getJobCounts("waiting", "delayed", "active", "prioritized");
         if (Object.values(c).every((v) => v === 0)) break;
         if (i > 1200) throw new Error(`the transfer queue does not settle: ${JSON.stringify(c)}`);
-        await sleep(100);
+        await sleep(25);
       }
+      // The whole cost of a payout: the same CPU window, on until those jobs have ended too (what a sender
+      // under steady load pays per payout), and how often a payout's send job ran.
+      const settledMs = performance.now() - t0;
+      const settledCpu = cpu.stop();
+      const jobs = await sendJobRuns(env);
+      const jobRuns = (jobs.runs - jobsBefore.runs) / Math.max(1, jobs.completed - jobsBefore.completed);
       await sender.stop();
       sender = null;
       const failed = await env.db.prisma.transfer.count({ where: { state: { in: ["failed", "awaiting_approval", "queued", "signed"] } } });
@@ -178,8 +196,10 @@ async function main() {
       phase(`${label}: sent in ${fmt(ms)} ms (${fmt((n / ms) * 1000)}/s), raw ${fmt(rawMs)} ms`);
       const phases = SENDER_PHASES.map((p) => `${p} ${(((phasesAfter.get(p) ?? 0) - (phasesBefore.get(p) ?? 0)) * 1000 / n).toFixed(2)}`).join(", ");
       // CPU time of every process of the system (this one, anvil, MariaDB, Redis, RabbitMQ) per payout
-      const cpuPerPayout = (Object.values(cpuUse).reduce((a, b) => a + b, 0) / 100) * (ms / n);
-      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), cpuPerPayout, phases, ms };
+      const cpuMs = (use: Record<string, number>, windowMs: number) => (Object.values(use).reduce((a, b) => a + b, 0) / 100) * (windowMs / n);
+      const cpuPerPayout = cpuMs(cpuUse, ms);
+      const cpuPerPayoutSettled = cpuMs(settledCpu, settledMs) - cpuMs(idleUse, settledMs);
+      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), cpuPerPayout, cpuPerPayoutSettled, jobRuns, phases, ms };
     };
 
     // One wallet, in alternating rounds (plain then batched, batched then plain, ...): this shared two-core
@@ -248,6 +268,8 @@ async function main() {
           "job-logs (a line on each job after broadcasting; the lines written after signing are not waited for), broadcast (JSON-RPC), record (sent rows and status-2 notifications), confirm-jobs (the confirmation jobs added).",
         `CPU while sending, in % of one core (2 cores = 200%): one wallet: ${one.cpu}; ten wallets: ${ten.cpu}; one wallet, 7702 batches: ${oneBatched.cpu}; ten wallets, 7702 batches: ${tenBatched.cpu}. ` +
           `CPU time per payout, all those processes together (ms): one transaction per payout ${one.cpuPerPayout.toFixed(2)}, EIP-7702 batches ${oneBatched.cpuPerPayout.toFixed(2)} (one wallet, median rounds); ` +
+          `the same until every send job of the round has ended too (the rest of their runs, after the clock stopped; less what the same processes burn idle over as long, measured for a second before): ${one.cpuPerPayoutSettled.toFixed(2)} and ${oneBatched.cpuPerPayoutSettled.toFixed(2)}; ` +
+          `runs per send job: ${one.jobRuns.toFixed(2)} and ${oneBatched.jobRuns.toFixed(2)}; ` +
           "with both cores busy, the ratio of these bounds the ratio of the rates.",
         "EIP-7702 batches remove what is per transaction (sign, broadcast, and most of node in the phase figures above); what is left is per payout. " +
           "For it, earlier: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
@@ -255,19 +277,24 @@ async function main() {
           "written out instead of going through the ABI coder; the 24 h policy usage is read only when a velocity limit applies; a sent transfer's " +
           "job reads no attempt row while it is younger than stuck_after_s; the drain that signs a wallet's authorizing batch watches for it to be " +
           "mined and goes on; the next batch is signed while the one before is broadcast and recorded; a job that finds its wallet being drained " +
-          "looks again when the drain's published progress says it will have reached its transfer (each job runs about twice: that look and the " +
-          "one that completes it). In this run, new: a returning job no longer adds its confirmation job again (BullMQ's add script and a Job " +
-          "built per payout, only to find the drain's job there): one EXISTS on the job's key, the add only if it is missing; the returning jobs' " +
-          "row reads are made together (one `id IN` query per turn of the event loop instead of one query each); the sender's own Redis " +
-          "connection (leases, looks, those checks; never a BullMQ one) pipelines what is asked in one turn into one write. Tried and left out: " +
-          "a job whose look is due within 300 ms waiting in its worker slot instead of being put off (no gain above this machine's noise, three " +
-          "rounds each: medians 2,028 against 2,040/s). What bounds one wallet now: the drain's signing side, one batch after the other (the " +
-          "phase figures: node and persist are most of it), with the CPU time per payout of the whole system (the CPU note) close behind: the " +
-          "BullMQ job of each payout (two runs, two log lines, its confirmation job: Redis and this process), the rows of each payout (attempt, " +
-          "transfer twice, three audit rows, the notification: MariaDB), and the bridge publishing each status-2 notification (this process here: " +
-          "the bench runs the bridge in it). The plain rows gain from the same changes (both sides share every per-payout cost), so the ratio " +
-          "moves less than the batched figure. What would lift it: reading the next batch's node state while the one before is committed, one " +
-          "job per drained batch instead of one per payout, fewer rows per payout (the last two change what an operator sees per order). " +
+          "looks again when the drain's published progress says it will have reached its transfer. In this run, new: per wallet, the bridge " +
+          "starts the first send job of a batch of requests at once and delays the others, 2 ms more each, at most 5 s (shared/domain/" +
+          "send-pacing.ts): that first job drains the wallet, and the others usually come once, after their transfer was sent, instead of twice " +
+          "(a look that puts them off, then the run that ends them; same-run check, three rounds each side: 2.00 runs per send job without, " +
+          "1.11 with, EIP-7702 medians 1,964 and 2,296/s, one transaction per payout 895 and 903/s). The bench queues every payout before the " +
+          "sender starts, so the delays of the early followers have run out by then: a sender that is running when the requests come in gets " +
+          "closer to one run each. Also new: a returning job checks its confirmation job with one EXISTS instead of adding it again (BullMQ's add " +
+          "script and a Job built per payout); the returning jobs' row reads are made together (one `id IN` query per turn of the event loop); " +
+          "the sender's own Redis connection (leases, looks, those checks; never a BullMQ one) pipelines what is asked in one turn into one write. " +
+          "Tried and left out: a job whose look is due within 300 ms waiting in its worker slot instead of being put off (no gain above this " +
+          "machine's noise: medians 2,028 against 2,040/s). What bounds one wallet now: the drain's signing side, one batch after the other " +
+          "(the phase figures: node and persist are most of it), with the CPU time per payout of the whole system (the CPU note) close behind: " +
+          "the BullMQ job of each payout (its run, two log lines, its confirmation job: Redis and this process), the rows of each payout " +
+          "(attempt, transfer twice, three audit rows, the notification: MariaDB), and the bridge publishing each status-2 notification (this " +
+          "process here: the bench runs the bridge in it). Both sides share every per-payout cost, so what lowers it lifts the plain rows too " +
+          "and the ratio less than the batched figure. What would lift it further: reading the next batch's node state while the one before " +
+          "is committed (both sides again), one job per drained batch instead of one per payout and fewer rows per payout (both change what an " +
+          "operator sees per order). " +
           "Gas per payout, where batches pay off, is in gas-7702.",
         "EIP-7702 rows: the same pay requests, the BatchExecutor recorded as `payment contracts deploy` does and the sender started with `batching: \"7702\"` (\"off\" for the other rows): each wallet's drain plans its token payouts into batches (at most 200, within batch_gas_budget) and signs one transaction per batch (the first also carries the wallet's authorization), stores it for every member, broadcasts it once. The raw column repeats the plain rows' raw figure (one transaction per transfer is all raw ethers can do).",
         `node and signing ceilings, same run: signing USDT transfers in JS (ethers SigningKey) ${fmt(node.signPerS)}/s on one core; ` +

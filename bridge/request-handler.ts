@@ -43,6 +43,7 @@ import { insertAudit, insertNotifications, type AuditEntry } from "../shared/ada
 import { cancelRequest, createTransfers, type NewTransfer } from "../shared/transfers/transitions.ts";
 import { PAYMENT_COLUMNS, transferJob, type PaymentFacts } from "../shared/transfers/rows.ts";
 import { enqueueMany, type Queues } from "../shared/jobs/registry.ts";
+import { followerDelays } from "../shared/domain/send-pacing.ts";
 import type { AddressLog } from "../shared/adapters/address-log.ts";
 
 export interface IncomingMessage {
@@ -139,7 +140,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
   async function settleBatch(checked: Checked[]): Promise<MessageOutcome[]> {
     const outcomes: MessageOutcome[] = new Array(checked.length);
     const nowMs = now();
-    const jobs: { transferId: string; label: string }[] = [];
+    const jobs: ReturnType<typeof transferJob>[] = [];
     let notified = 0;
 
     await inTransaction(deps.pool, async (conn) => {
@@ -228,7 +229,11 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       await insertAudit(conn, audit);
     }, { isolation: "READ COMMITTED" });
 
-    if (jobs.length > 0) await enqueueMany(deps.queues, "send-transfer", jobs);
+    if (jobs.length > 0) {
+      // per wallet, the first job drains it; the others start staggered behind it (shared/domain/send-pacing.ts)
+      const delays = followerDelays(jobs.map((j) => `${j.payment.chain}:${j.payment.from}`));
+      await enqueueMany(deps.queues, "send-transfer", jobs, (i) => (delays[i]! > 0 ? { delay: delays[i] } : {}));
+    }
     if (notified > 0) deps.wakeOutbox();
     if (deps.addressLog) logByAddress(deps.addressLog, checked, outcomes);
     return outcomes;
@@ -250,7 +255,7 @@ function logByAddress(log: AddressLog, checked: Checked[], outcomes: MessageOutc
 
 type Effect = (conn: Conn, accepted: { requestId: bigint; request: ValidRequest }[], nowMs: number) => Promise<EffectResult>;
 interface EffectResult {
-  jobs: { transferId: string; label: string }[];
+  jobs: ReturnType<typeof transferJob>[];
   notes: NotificationDraft[];
   audit: AuditEntry[];
 }

@@ -110,11 +110,12 @@ export async function enqueue<T extends JobType>(queues: Queues, type: T, payloa
   return queues[d.queue].add(d.name, d.data, { ...d.opts, ...extra });
 }
 
-/** Add many jobs of one type in one round trip (addBulk). */
-export async function enqueueMany<T extends JobType>(queues: Queues, type: T, payloads: JobPayload<T>[], extra: JobsOptions = {}) {
+/** Add many jobs of one type in one round trip (addBulk); `extra` for all of them, or per job (by index). */
+export async function enqueueMany<T extends JobType>(queues: Queues, type: T, payloads: JobPayload<T>[], extra: JobsOptions | ((i: number) => JobsOptions) = {}) {
   if (payloads.length === 0) return [];
   const ds = payloads.map((p) => describe(type, p));
-  return queues[ds[0]!.queue].addBulk(ds.map((d) => ({ name: d.name, data: d.data, opts: { ...d.opts, ...extra } })));
+  const more = typeof extra === "function" ? extra : () => extra;
+  return queues[ds[0]!.queue].addBulk(ds.map((d, i) => ({ name: d.name, data: d.data, opts: { ...d.opts, ...more(i) } })));
 }
 
 /** Validate a job's data against the registry; throws on an unknown or malformed job. */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createTestEnv, type TestEnv } from "../helpers/env.ts";
 import { createBusinessClient, eventually, nowS, type BusinessClient } from "../helpers/rabbit.ts";
 import { createBridge } from "../../bridge/main.ts";
+import { followerDelays } from "../../shared/domain/send-pacing.ts";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -115,6 +116,22 @@ test("withdraw is recorded once with an exact amount and a deterministic job; a 
   const job = await env.queues.transfer.getJob(`send-${transfers[0]!.id}`);
   assert.ok(job, "send job enqueued");
   assert.equal(job!.data.transferId, transfers[0]!.id.toString());
+});
+
+test("a pay request's jobs: the wallet's first starts at once, the others staggered behind it (send-pacing)", async () => {
+  const orders = Array.from({ length: 4 }, (_, i) => ({ order_id: `o${i}`, to_address: ADDR, amount: `${i + 1}` }));
+  await biz.send("pay", { queue_id: "p-pace", from_address: HOT, chain: "ETH", symbol: "USDT", transactions: orders, timestamp: nowS() });
+  const transfers = await eventually(async () => {
+    const rows = await env.db.prisma.transfer.findMany({ where: { queueId: "p-pace" }, orderBy: { id: "asc" } });
+    return rows.length === 4 ? rows : null;
+  });
+  const jobs = await eventually(async () => {
+    const js = await Promise.all(transfers.map((t) => env.queues.transfer.getJob(`send-${t.id}`)));
+    return js.every((j) => j) ? js.map((j) => j!) : null;
+  });
+  assert.deepEqual(jobs.map((j) => j.opts.delay ?? 0), followerDelays(transfers.map(() => `ETH:${HOT}`)));
+  assert.equal(await jobs[0]!.getState(), "waiting");
+  assert.deepEqual(jobs.map((j) => j.data.payment.order_id), ["o0", "o1", "o2", "o3"]);
 });
 
 test("remove cancels a withdraw not yet sent, and stops watching an address", async () => {
