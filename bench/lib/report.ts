@@ -41,9 +41,14 @@ export function machine(): string {
   return `${c.length} x ${c[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`;
 }
 
+/** HEAD, marked when the code run differs from it (changes outside the results this writes) */
 export function commit(): string {
   try {
-    return execSync("git rev-parse --short HEAD", { encoding: "utf8" }).trim();
+    const head = execSync("git rev-parse --short HEAD", { encoding: "utf8" }).trim();
+    const dirty = execSync("git status --porcelain --untracked-files=no", { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.trim() && !/ (BENCHMARKS\.md|bench\/results\/)/.test(l));
+    return dirty.length > 0 ? `${head} + uncommitted changes` : head;
   } catch {
     return "unknown";
   }
