@@ -154,13 +154,13 @@ async function main() {
       phase(`${label}: ${n} payouts queued`);
       const sentBefore = await sentCount(env);
       const phasesBefore = await phaseSeconds(env);
-      await startProfile();
       const jobsBefore = await sendJobRuns(env);
       // what the system burns idle meanwhile (anvil mining its blocks, the servers' own timers), for the
       // settled figure below, whose window is longer
       const idle = cpuWindow({ anvil: env.anvil?.process.pid });
       await sleep(1_000);
       const idleUse = idle.stop();
+      await startProfile();
       const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
       const t0 = performance.now();
       sender = await startRoles(env, ["transfer-sender"], configWith(batching));
