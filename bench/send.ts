@@ -22,6 +22,7 @@ import { erc20TransferData } from "../shared/transfers/tx-build.ts";
 import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 import { ensureDeployed, plannedContract } from "../shared/adapters/delegation-contracts.ts";
 import { recordDelegationContract } from "../shared/adapters/db/delegation-contracts.ts";
+import { createProcessGroup, writeConfigFile, type ProcessGroup, type RoleProcess } from "../tests/helpers/processes.ts";
 
 const smoke = isSmoke();
 const ONE = argNumber("one", smoke ? 40 : 2_000);
@@ -48,7 +49,7 @@ interface Payout {
 async function main() {
   const env = await createBenchEnv({ anvilArgs: ["--gas-limit", "1000000000"], chain: { block_time_ms: BLOCK_MS } });
   const chain = await chainDriver(env);
-  let roles: Awaited<ReturnType<typeof startRoles>> | null = null;
+  let bridgeGroup: ProcessGroup | null = null;
   let sender: Awaited<ReturnType<typeof startRoles>> | null = null;
   let mining = false;
   let miner: Promise<void> = Promise.resolve();
@@ -77,7 +78,12 @@ async function main() {
       }
     })();
 
-    roles = await startRoles(env, ["bridge"]);
+    // The bridge runs as production runs it: a process of its own (`payment start --role bridge`), beside the
+    // sender in this one. It takes the pay requests in, and publishes the status-2 notifications the sender
+    // writes (woken through Redis, as across machines).
+    bridgeGroup = createProcessGroup({ configFile: writeConfigFile(env.config), secrets: { key: env.key }, logLevel: "info" });
+    const bridge: RoleProcess = bridgeGroup.start("bridge", ["bridge"]);
+    await bridge.ready(60_000);
     const publisher = await conn.createConfirmChannel();
     let seq = 0;
 
@@ -157,11 +163,11 @@ async function main() {
       const jobsBefore = await sendJobRuns(env);
       // what the system burns idle meanwhile (anvil mining its blocks, the servers' own timers), for the
       // settled figure below, whose window is longer
-      const idle = cpuWindow({ anvil: env.anvil?.process.pid });
+      const idle = cpuWindow({ anvil: env.anvil?.process.pid, bridge: bridge.pid });
       await sleep(1_000);
       const idleUse = idle.stop();
       await startProfile();
-      const cpu = cpuWindow({ anvil: env.anvil?.process.pid });
+      const cpu = cpuWindow({ anvil: env.anvil?.process.pid, bridge: bridge.pid });
       const t0 = performance.now();
       sender = await startRoles(env, ["transfer-sender"], configWith(batching));
       for (;;) {
@@ -320,7 +326,7 @@ async function main() {
     mining = false;
     await miner;
     await (sender as { stop(): Promise<void> } | null)?.stop();
-    await roles?.stop();
+    await bridgeGroup?.stopAll();
     await conn.close().catch(() => undefined);
     chain.close();
     await env.cleanup();

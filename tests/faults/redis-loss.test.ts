@@ -72,7 +72,7 @@ test("every key under the Redis prefix deleted mid-run: jobs rebuilt from MySQL,
   for (let i = 10; i < 15; i++) await s.withdraw(`rl-w-${i}`, randomAddress(), `${i + 1}.125`);
   await eventually(async () => (await s.env.db.prisma.transfer.count({ where: { state: "queued" } })) === 5, 30_000, 100);
   // the bridge adds the jobs right after committing the rows: wait for each (the wallet's first waits, the
-  // others are delayed a few ms behind it, shared/domain/send-pacing.ts, and stay so with no sender running)
+  // others are put off behind it, shared/domain/send-pacing.ts, and stay so with no sender running)
   const queued = await s.env.db.prisma.transfer.findMany({ where: { state: "queued" } });
   await eventually(async () => (await Promise.all(queued.map((q) => s.env.queues.transfer.getJob(`send-${q.id}`)))).every(Boolean), 30_000, 100);
   const before = { transfer: await s.env.queues.transfer.getJobCounts(), confirm: await s.env.queues.confirm.getJobCounts() };

@@ -118,7 +118,7 @@ test("withdraw is recorded once with an exact amount and a deterministic job; a 
   assert.equal(job!.data.transferId, transfers[0]!.id.toString());
 });
 
-test("a pay request's jobs: the wallet's first starts at once, the others staggered behind it (send-pacing)", async () => {
+test("a pay request's jobs: the wallet's first starts at once, the others are put off (send-pacing)", async () => {
   const orders = Array.from({ length: 4 }, (_, i) => ({ order_id: `o${i}`, to_address: ADDR, amount: `${i + 1}` }));
   await biz.send("pay", { queue_id: "p-pace", from_address: HOT, chain: "ETH", symbol: "USDT", transactions: orders, timestamp: nowS() });
   const transfers = await eventually(async () => {

@@ -14,9 +14,11 @@
  * Leases and batching: per (chain, address) one process at a time holds a
  * Redis lease and "drains" the address: re-broadcasts whatever it has
  * signed but not sent, then signs up to MAX_BATCH queued transfers in one
- * transaction and broadcasts them. Other jobs of the same address retry
- * briefly, then reschedule themselves (freeing their worker slot for other
- * addresses) and, re-reading their row, usually find it already sent by the
+ * transaction and broadcasts them. The bridge puts a wallet's other jobs
+ * off (shared/domain/send-pacing.ts) and the drain starts each once it has
+ * sent or ended its transfer (startJobs); one that runs earlier retries
+ * briefly, then reschedules itself (freeing its worker slot for other
+ * addresses) and, re-reading its row, usually finds it already sent by the
  * holder's batch: hundreds of payouts of one wallet cost one lease hold,
  * one transaction and a run of broadcasts, not one lock round each. The
  * lease is an optimisation; the database guards (row locks, guarded
@@ -41,7 +43,7 @@ import { inTransaction } from "../../shared/adapters/db/sql.ts";
 import type { JobData } from "../../shared/jobs/registry.ts";
 import { reschedule, type Handler } from "../../shared/jobs/worker.ts";
 import { senderLockKey, type SenderChain, type SenderContext } from "../../shared/transfers/context.ts";
-import { coalescedTransferLoader, endedError, signedFrom, transferJob, type TransferRow } from "../../shared/transfers/rows.ts";
+import { coalescedTransferLoader, endedError, queuedFrom, signedFrom, transferJob, type TransferRow } from "../../shared/transfers/rows.ts";
 import { release } from "../../shared/transfers/transitions.ts";
 import { endUnsigned } from "./end-transfer.ts";
 import { broadcastAndRecord, ensureConfirm, type SignedItem } from "../../shared/transfers/broadcast.ts";
@@ -50,6 +52,7 @@ import { signQueuedBatch, ACTOR, MAX_BATCH, type GasShortSweep } from "./sign-ba
 import { requestGasTopup } from "./gas-topup.ts";
 import { queuedSweepSymbols, signSweeperBatch } from "./sweep-batch.ts";
 import { logToJob } from "../../shared/jobs/job-log.ts";
+import { jobIdFor } from "../../shared/jobs/registry.ts";
 
 const LEASE_TTL_MS = 30_000;
 /** how long a job keeps re-reading its row after the address's holder is done before retrying later (with BullMQ's backoff) */
@@ -141,7 +144,10 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
       switch (t.state) {
         case "awaiting_approval":
         case "confirmed":
+          return { state: t.state };
         case "cancelled":
+          // cancelled before it was signed: this may be the job its wallet's followers wait behind (send-pacing)
+          if (t.nonce === null) await handOn(ctx, chain.key, t.requested_from, logger);
           return { state: t.state };
         case "failed":
           throw endedError(t);
@@ -172,13 +178,16 @@ export function createSendTransferHandler(ctx: SenderContext): Handler<"send-tra
         await sleep(5 * 2 ** busy + Math.random() * 5);
         continue;
       }
-      let waiting: Set<bigint>;
+      let drained: Drained;
       try {
-        waiting = await drain(ctx, chain, sender, logger);
+        drained = await drain(ctx, chain, sender, logger);
       } finally {
         await lease.release();
       }
-      if (waiting.has(id)) return reschedule(job, token, chain.config.block_time_ms * 2);
+      // The drain stopped at its time budget with transfers of the wallet still queued: the job of the
+      // next one goes now (it is usually a follower put off for FOLLOWER_DELAY_MS) and drains the rest.
+      if (drained.more) await handOn(ctx, chain.key, sender, logger);
+      if (drained.waiting.has(id)) return reschedule(job, token, chain.config.block_time_ms * 2);
       const again = await load(id);
       // Still signed after a drain re-broadcast it: the node refused it (or is down). Not
       // again at once: the job's backoff spaces the next tries, and after its attempts it
@@ -201,13 +210,45 @@ async function reportHold(job: Job, data: JobData<"send-transfer">, t: TransferR
   throw new PermanentError((t.error as ErrorCode | null) ?? "internal", `held: ${t.error_detail ?? t.error}; retry once the cause is fixed, or reject it (payment retry / payment reject)`);
 }
 
+export interface Drained {
+  /** transfers that wait on something else (a sweep waiting for gas, a payout waiting for the batch that installs its wallet's delegation) */
+  waiting: Set<bigint>;
+  /** the drain stopped at its time budget after a full batch: more of the wallet may be queued */
+  more: boolean;
+}
+
 /**
- * Everything pending for one address, with its lease held. Returns the ids
- * of transfers that wait on something else (a sweep waiting for gas, a
- * payout waiting for the batch that installs its wallet's delegation).
+ * Start the send jobs of transfers a drain has decided, now: the bridge puts
+ * a wallet's followers off (shared/domain/send-pacing.ts) so that they run
+ * once, after their transfer was handled, and the drain tells them when that
+ * is. A job that is not delayed (already run, waiting, active, or gone) is
+ * left as it is. Best effort: only when a job runs depends on this, and a job
+ * not started here runs at the end of its delay anyway.
  */
-export async function drain(ctx: SenderContext, chain: SenderChain, sender: string, log: Logger): Promise<Set<bigint>> {
+async function startJobs(ctx: SenderContext, ids: bigint[], log: Logger): Promise<void> {
+  if (ids.length === 0) return;
+  const backend = ctx.queues.transfer.backend;
+  const results = await Promise.allSettled(ids.map((id) => backend.promote(jobIdFor("send-transfer", { transferId: id.toString() })!)));
+  // the common rejection is "not delayed" (the job's delay ran out first); anything else only costs its job that delay
+  const other = results.filter((r) => r.status === "rejected").length;
+  if (other > 0) log.debug({ jobs: ids.length, not_started: other }, "sender: some send jobs were not delayed");
+}
+
+/**
+ * Start the job of the wallet's next queued transfer, when the job that ran
+ * will not drain the rest: its drain stopped at its time budget, or its own
+ * transfer was cancelled before it was sent. The followers of the wallet are
+ * put off (shared/domain/send-pacing.ts) and would otherwise wait out their
+ * delay.
+ */
+async function handOn(ctx: SenderContext, chain: string, wallet: string, log: Logger): Promise<void> {
+  await startJobs(ctx, (await queuedFrom(ctx.pool, chain, wallet, 1)).map((r) => r.id), log);
+}
+
+/** Everything pending for one address, with its lease held. */
+export async function drain(ctx: SenderContext, chain: SenderChain, sender: string, log: Logger): Promise<Drained> {
   const waiting = new Set<bigint>();
+  let more = false;
 
   // 1. signed earlier but never confirmed as broadcast (crash, node down): the same raw transactions again
   const items = await signedFrom(ctx.pool, chain.key, sender);
@@ -253,10 +294,12 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
   const progress = drainProgress(ctx, senderLockKey(ctx.prefix, chain.key, sender), started);
   let behind: Promise<void> | null = null;
   let awaited: bigint | null = null;
-  const sendBehind = (signed: SignedItem[]) => {
+  const sendBehind = (signed: SignedItem[], handled: bigint[]) => {
     const p = (async () => {
       await broadcastAndRecord(ctx, chain, signed, log);
-      await progress(signed.map((x) => x.transferId));
+      await progress([...signed.map((x) => x.transferId), ...handled]);
+      // their rows are final for this drain (sent, or ended): their jobs need only report them
+      await startJobs(ctx, handled, log);
     })();
     // seen by the await that follows it in the loop or after it; meanwhile not an unhandled rejection
     p.catch(() => undefined);
@@ -267,7 +310,7 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
       const batch = await signQueuedBatch(ctx, chain, sender, { ids: null, fallback: false, exclude: [...deferred, ...gasShort.map((g) => g.row.id)] }, log);
       if (batch.notified) ctx.wakeOutbox();
       if (behind) await behind;
-      behind = sendBehind(batch.signed);
+      behind = sendBehind(batch.signed, batch.handled);
       deferred.push(...batch.deferred);
       gasShort.push(...batch.gasShort);
       // Waiting for a transaction of the wallet to be mined (the one installing its delegation, or the last
@@ -284,7 +327,11 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
         if (await nonceReached(chain, sender, batch.waitFor.nonce)) continue;
       }
       for (const id of batch.waiting) waiting.add(id);
-      if (batch.waiting.length > 0 || batch.considered < MAX_BATCH || ctx.now() - started > DRAIN_BUDGET_MS) break;
+      if (batch.waiting.length > 0 || batch.considered < MAX_BATCH) break;
+      if (ctx.now() - started > DRAIN_BUDGET_MS) {
+        more = true;
+        break;
+      }
     }
     await behind;
   } finally {
@@ -302,6 +349,7 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
         const fb = await signQueuedBatch(ctx, chain, collection, { ids: deferred, fallback: true }, log);
         if (fb.notified) ctx.wakeOutbox();
         await broadcastAndRecord(ctx, chain, fb.signed, log);
+        await startJobs(ctx, fb.handled, log);
       } finally {
         await lease.release();
       }
@@ -312,7 +360,7 @@ export async function drain(ctx: SenderContext, chain: SenderChain, sender: stri
   for (const g of gasShort) {
     if ((await requestGasTopup(ctx, chain, g, log)) === "waiting") waiting.add(g.row.id);
   }
-  return waiting;
+  return { waiting, more };
 }
 
 /**

@@ -103,6 +103,12 @@ export interface BatchResult {
   notified: boolean;
   /** queued transfers this batch looked at (MAX_BATCH: there may be more) */
   considered: number;
+  /**
+   * Business transfers this batch decided for good (signed, ended, held, sent
+   * for approval): nothing is left for their jobs but to read the row and
+   * report it (see the drain's startJobs).
+   */
+  handled: bigint[];
 }
 
 interface Candidate {
@@ -123,7 +129,7 @@ export interface BatchScope {
 }
 
 export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, sender: string, scope: BatchScope, log: Logger): Promise<BatchResult> {
-  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], waitFor: null, notified: false, considered: 0 };
+  const result: BatchResult = { signed: [], deferred: [], gasShort: [], held: [], waiting: [], waitFor: null, notified: false, considered: 0, handled: [] };
   const mark = phaseClock(ctx.metrics, chain.key);
   const rows = scope.ids ? await loadTransfers(ctx.pool, scope.ids, { states: ["queued"] }) : await queuedFrom(ctx.pool, chain.key, sender, MAX_BATCH, scope.exclude);
   result.considered = rows.length;
@@ -375,6 +381,8 @@ export async function signQueuedBatch(ctx: SenderContext, chain: SenderChain, se
     await logToJobs(ctx.queues, "send-transfer", result.waiting.map((id) => ({ id, line: `waiting: ${why}` })), log);
   }
   if (result.held.length > 0) log.warn({ sender, held: result.held.length }, "sender: transfers held for an operator (no wallet can pay them)");
+  const open = new Set<bigint>([...result.waiting, ...result.deferred, ...result.gasShort.map((g) => g.row.id)]);
+  result.handled = rows.filter((r) => isBusinessKind(r.kind) && !open.has(r.id)).map((r) => r.id);
   return result;
 }
 
