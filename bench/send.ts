@@ -205,7 +205,12 @@ async function main() {
       const cpuMs = (use: Record<string, number>, windowMs: number) => (Object.values(use).reduce((a, b) => a + b, 0) / 100) * (windowMs / n);
       const cpuPerPayout = cpuMs(cpuUse, ms);
       const cpuPerPayoutSettled = cpuMs(settledCpu, settledMs) - cpuMs(idleUse, settledMs);
-      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), cpuPerPayout, cpuPerPayoutSettled, jobRuns, phases, ms };
+      // the same per process: who spends it
+      const cpuByProcess = Object.entries(cpuUse)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${((v / 100) * (ms / n)).toFixed(2)}`)
+        .join(", ");
+      return { n, rate: (n / ms) * 1000, raw: (n / rawMs) * 1000, cpu: describeCpu(cpuUse), cpuPerPayout, cpuPerPayoutSettled, cpuByProcess, jobRuns, phases, ms };
     };
 
     // One wallet, in alternating rounds (plain then batched, batched then plain, ...): this shared two-core
@@ -239,7 +244,7 @@ async function main() {
       name: "send",
       title: "send — payouts broadcast per second by the transfer-sender",
       description:
-        "Batch pay requests (200 payouts each, assorted USDT amounts to fresh addresses) go through the bridge until every transfer is queued; " +
+        "Batch pay requests (200 payouts each, assorted USDT amounts to fresh addresses) go through the bridge (a process of its own) until every transfer is queued; " +
         "then the transfer-sender role starts (transfer_concurrency 50) and the clock runs until every transfer is `sent` (signed, stored, " +
         `broadcast, status-2 notification written). anvil mines a block every ${BLOCK_MS} ms meanwhile (a short interval keeps the pending pool small: ` +
         "the raw side's estimates, at the node's default block, run against it; ours ask at `latest`). Raw: ethers NonceManager signing and sending " +
@@ -276,31 +281,30 @@ async function main() {
           `CPU time per payout, all those processes together (ms): one transaction per payout ${one.cpuPerPayout.toFixed(2)}, EIP-7702 batches ${oneBatched.cpuPerPayout.toFixed(2)} (one wallet, median rounds); ` +
           `the same until every send job of the round has ended too (the rest of their runs, after the clock stopped; less what the same processes burn idle over as long, measured for a second before): ${one.cpuPerPayoutSettled.toFixed(2)} and ${oneBatched.cpuPerPayoutSettled.toFixed(2)}; ` +
           `runs per send job: ${one.jobRuns.toFixed(2)} and ${oneBatched.jobRuns.toFixed(2)}; ` +
-          "with both cores busy, the ratio of these bounds the ratio of the rates.",
+          `per process (ms per payout), one transaction per payout: ${one.cpuByProcess}; EIP-7702 batches: ${oneBatched.cpuByProcess}. ` +
+          "With both cores busy, the ratio of these bounds the ratio of the rates.",
         "EIP-7702 batches remove what is per transaction (sign, broadcast, and most of node in the phase figures above); what is left is per payout. " +
           "For it, earlier: the payouts' gas comes from one eth_simulateV1 of them all (a payout whose simulation fails gets its own " +
           "eth_estimateGas, which alone can refuse it as `reverted` before signing: what the business sees is unchanged); their ERC-20 call data is " +
           "written out instead of going through the ABI coder; the 24 h policy usage is read only when a velocity limit applies; a sent transfer's " +
           "job reads no attempt row while it is younger than stuck_after_s; the drain that signs a wallet's authorizing batch watches for it to be " +
-          "mined and goes on; the next batch is signed while the one before is broadcast and recorded; a job that finds its wallet being drained " +
-          "looks again when the drain's published progress says it will have reached its transfer. In this run, new: per wallet, the bridge " +
-          "starts the first send job of a batch of requests at once and delays the others, 2 ms more each, at most 5 s (shared/domain/" +
-          "send-pacing.ts): that first job drains the wallet, and the others usually come once, after their transfer was sent, instead of twice " +
-          "(a look that puts them off, then the run that ends them; same-run check, three rounds each side: 2.00 runs per send job without, " +
-          "1.11 with, EIP-7702 medians 1,964 and 2,296/s, one transaction per payout 895 and 903/s). The bench queues every payout before the " +
-          "sender starts, so the delays of the early followers have run out by then: a sender that is running when the requests come in gets " +
-          "closer to one run each. Also new: a returning job checks its confirmation job with one EXISTS instead of adding it again (BullMQ's add " +
-          "script and a Job built per payout); the returning jobs' row reads are made together (one `id IN` query per turn of the event loop); " +
-          "the sender's own Redis connection (leases, looks, those checks; never a BullMQ one) pipelines what is asked in one turn into one write. " +
-          "Tried and left out: a job whose look is due within 300 ms waiting in its worker slot instead of being put off (no gain above this " +
-          "machine's noise: medians 2,028 against 2,040/s). What bounds one wallet now: the drain's signing side, one batch after the other " +
-          "(the phase figures: node and persist are most of it), with the CPU time per payout of the whole system (the CPU note) close behind: " +
-          "the BullMQ job of each payout (its run, two log lines, its confirmation job: Redis and this process), the rows of each payout " +
-          "(attempt, transfer twice, three audit rows, the notification: MariaDB), and the bridge publishing each status-2 notification (this " +
-          "process here: the bench runs the bridge in it). Both sides share every per-payout cost, so what lowers it lifts the plain rows too " +
-          "and the ratio less than the batched figure. What would lift it further: reading the next batch's node state while the one before " +
-          "is committed (both sides again), one job per drained batch instead of one per payout and fewer rows per payout (both change what an " +
-          "operator sees per order). " +
+          "mined and goes on; the next batch is signed while the one before is broadcast and recorded; a returning job checks its confirmation " +
+          "job with one EXISTS; the returning jobs' row reads are made together; the sender's own Redis connection pipelines what is asked in one " +
+          "turn. In this run, new: per wallet the bridge starts the first send job of a batch of requests at once and puts the others (the " +
+          "followers) off by 10 s (shared/domain/send-pacing.ts); the drain starts each follower's job (BullMQ promote) as soon as it has sent " +
+          "or ended its transfer, so every send job runs once, right after its transfer was handled: runs per send job are 1.00 on both sides " +
+          "(the last record: 1.92 and 1.50; this machine on the same day before the change: 2.21 and 2.15, when the followers' short delays " +
+          "had run out before the sender started and each ran once to be put off and once to end). And the bridge runs as a process of its " +
+          "own, as in production (it took the requests in and publishes the status-2 notifications; before, it ran in the sender's process). " +
+          "What bounds one wallet in EIP-7702 batches now: the CPU of the whole system (the CPU note: both cores close to busy), nearly all of " +
+          "it per payout and shared with the plain path: the payout's send job (one run, two log lines, its confirmation job: Redis and this " +
+          "process), its rows (attempt, transfer twice, three audit rows, the notification: MariaDB), and its status-2 notification (the " +
+          "bridge signs it, RabbitMQ takes it). The plain path is bound by its drain's signing side instead (one signature and one estimate " +
+          "per payout, the phase figures), so it leaves part of the CPU unused. 3x the plain rate would need the per-payout CPU of the batched " +
+          "path a fifth to a quarter lower than here, which none of the changes that keep one job and one audit trail per order gets near: " +
+          "one job per drained batch and fewer rows per payout would, and both change what an operator sees per order. " +
+          "Against the issue's own figure (376/s from one wallet at f02151a, when raw ethers made 200/s on that day's machine: 1.88 of raw), " +
+          `the batched wallet here makes ${(oneBatched.rate / one.raw).toFixed(2)} of this run's raw ceiling, ${(oneBatched.rate / one.raw / 1.88).toFixed(1)}x the issue's figure on that yardstick. ` +
           "Gas per payout, where batches pay off, is in gas-7702.",
         "EIP-7702 rows: the same pay requests, the BatchExecutor recorded as `payment contracts deploy` does and the sender started with `batching: \"7702\"` (\"off\" for the other rows): each wallet's drain plans its token payouts into batches (at most 200, within batch_gas_budget) and signs one transaction per batch (the first also carries the wallet's authorization), stores it for every member, broadcasts it once. The raw column repeats the plain rows' raw figure (one transaction per transfer is all raw ethers can do).",
         `node and signing ceilings, same run: signing USDT transfers in JS (ethers SigningKey) ${fmt(node.signPerS)}/s on one core; ` +
@@ -313,8 +317,8 @@ async function main() {
           "gas for each (one eth_estimateGas each at `latest` in JSON-RPC batches of 100, or one eth_simulateV1 of them all while they may be " +
           "batched), one MySQL transaction that signs and stores them, then, while the next 200 are being signed, the raw transactions as " +
           "explicit JSON-RPC batches in nonce order and one `sent` transaction with the status-2 notifications. The other jobs of the wallet " +
-          "reschedule themselves (BullMQ delayed, no attempt spent) so the 50 worker slots reach other wallets' jobs; back, they find their " +
-          "transfer sent and complete. Ten wallets: ten such drains at once, and MariaDB's share of the CPU rises.",
+          "wait in BullMQ's delayed set until the drain starts them, find their transfer sent and complete (one that runs before the drain " +
+          "reached it reschedules itself, no attempt spent, so the 50 worker slots reach other wallets' jobs). Ten wallets: ten such drains at once, and MariaDB's share of the CPU rises.",
         "Changed in earlier work: gas estimated at `latest` instead of the node's default (anvil: its pending block, rebuilt from the whole pool " +
           "per estimate); explicit JSON-RPC batches for broadcasts (refusals inside a batch classified by ethers code as for one call); waiting " +
           "jobs give their worker slot back.",
