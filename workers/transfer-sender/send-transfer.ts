@@ -229,9 +229,9 @@ async function startJobs(ctx: SenderContext, ids: bigint[], log: Logger): Promis
   if (ids.length === 0) return;
   const backend = ctx.queues.transfer.backend;
   const results = await Promise.allSettled(ids.map((id) => backend.promote(jobIdFor("send-transfer", { transferId: id.toString() })!)));
-  // the common rejection is "not delayed" (the job's delay ran out first); anything else only costs its job that delay
-  const other = results.filter((r) => r.status === "rejected").length;
-  if (other > 0) log.debug({ jobs: ids.length, not_started: other }, "sender: some send jobs were not delayed");
+  // mostly "not delayed" (the job's delay ran out first, or it already ran); anything else only costs its job that delay
+  const notStarted = results.filter((r) => r.status === "rejected").length;
+  if (notStarted > 0) log.debug({ jobs: ids.length, not_started: notStarted }, "sender: some send jobs were not started (not delayed, or Redis did not answer)");
 }
 
 /**
