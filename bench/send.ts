@@ -22,13 +22,15 @@ import { erc20TransferData } from "../shared/transfers/tx-build.ts";
 import { cpuWindow, describeCpu } from "./lib/cpu.ts";
 import { ensureDeployed, plannedContract } from "../shared/adapters/delegation-contracts.ts";
 import { recordDelegationContract } from "../shared/adapters/db/delegation-contracts.ts";
-import { createProcessGroup, writeConfigFile, type ProcessGroup, type RoleProcess } from "../tests/helpers/processes.ts";
+import { createProcessGroup, writeConfigFile, type ProcessGroup } from "../tests/helpers/processes.ts";
 
 const smoke = isSmoke();
 const ONE = argNumber("one", smoke ? 40 : 2_000);
 const TEN = argNumber("ten", smoke ? 100 : 5_000);
 const PER_REQUEST = 200;
 const BLOCK_MS = argNumber("block-ms", 250);
+/** the one-wallet figure issue 13 quotes ("today"), with the raw ceiling of the same run (BENCHMARKS.md at that commit) */
+const ISSUE_FIGURE = { rate: 376, raw: 200, commit: "f02151a" };
 /** one-wallet rounds, each side once per round */
 const ROUNDS = argNumber("rounds", smoke ? 1 : 3);
 
@@ -82,7 +84,7 @@ async function main() {
     // sender in this one. It takes the pay requests in, and publishes the status-2 notifications the sender
     // writes (woken through Redis, as across machines).
     bridgeGroup = createProcessGroup({ configFile: writeConfigFile(env.config), secrets: { key: env.key }, logLevel: "info" });
-    const bridge: RoleProcess = bridgeGroup.start("bridge", ["bridge"]);
+    const bridge = bridgeGroup.start("bridge", ["bridge"]);
     await bridge.ready(60_000);
     const publisher = await conn.createConfirmChannel();
     let seq = 0;
@@ -303,8 +305,9 @@ async function main() {
           "per payout, the phase figures), so it leaves part of the CPU unused. 3x the plain rate would need the per-payout CPU of the batched " +
           "path a fifth to a quarter lower than here, which none of the changes that keep one job and one audit trail per order gets near: " +
           "one job per drained batch and fewer rows per payout would, and both change what an operator sees per order. " +
-          "Against the issue's own figure (376/s from one wallet at f02151a, when raw ethers made 200/s on that day's machine: 1.88 of raw), " +
-          `the batched wallet here makes ${(oneBatched.rate / one.raw).toFixed(2)} of this run's raw ceiling, ${(oneBatched.rate / one.raw / 1.88).toFixed(1)}x the issue's figure on that yardstick. ` +
+          `Against the issue's own figure (${ISSUE_FIGURE.rate}/s from one wallet at ${ISSUE_FIGURE.commit}, when raw ethers made ${ISSUE_FIGURE.raw}/s on that day's machine: ` +
+          `${(ISSUE_FIGURE.rate / ISSUE_FIGURE.raw).toFixed(2)} of raw), the batched wallet here makes ${(oneBatched.rate / one.raw).toFixed(2)} of this run's raw ceiling, ` +
+          `${(oneBatched.rate / one.raw / (ISSUE_FIGURE.rate / ISSUE_FIGURE.raw)).toFixed(1)}x the issue's figure on that yardstick. ` +
           "Gas per payout, where batches pay off, is in gas-7702.",
         "EIP-7702 rows: the same pay requests, the BatchExecutor recorded as `payment contracts deploy` does and the sender started with `batching: \"7702\"` (\"off\" for the other rows): each wallet's drain plans its token payouts into batches (at most 200, within batch_gas_budget) and signs one transaction per batch (the first also carries the wallet's authorization), stores it for every member, broadcasts it once. The raw column repeats the plain rows' raw figure (one transaction per transfer is all raw ethers can do).",
         `node and signing ceilings, same run: signing USDT transfers in JS (ethers SigningKey) ${fmt(node.signPerS)}/s on one core; ` +

@@ -42,6 +42,15 @@ async function queued(queueId: string, n: number) {
   }, 30_000, 50);
 }
 
+/** the send jobs of `ids`, read again once every one of them has completed (the positive signal) */
+async function completedSendJobs(ids: bigint[]) {
+  const read = () => Promise.all(ids.map((id) => s.env.queues.transfer.getJob(`send-${id}`)));
+  return eventually(async () => {
+    const states = await Promise.all((await read()).map((j) => j!.getState()));
+    return states.every((x) => x === "completed") ? (await read()).map((j) => j!) : null;
+  }, 30_000, 50);
+}
+
 test("the first job's transfer was cancelled before it ran: it starts the next queued transfer's job, which drains the wallet", async () => {
   // pay A then pay B, as the bridge queues them when both come in one batch: A's first job starts at once,
   // every other job (the rest of A, all of B) is a follower put off by FOLLOWER_DELAY_MS
@@ -66,12 +75,8 @@ test("the first job's transfer was cancelled before it ran: it starts the next q
   sender = await startSenderVia(s, s.env.anvil!.rpcUrl);
   // A's first job finds its transfer cancelled and hands on: B goes out, and its jobs were started by a drain
   await waitForNotes(s.biz, "pay", 2, 3, (q) => q === "f-b", 60_000);
-  const jobs = await eventually(async () => {
-    const js = await Promise.all(b.map((t) => s.env.queues.transfer.getJob(`send-${t.id}`)));
-    const states = await Promise.all(js.map((j) => j!.getState()));
-    return states.every((x) => x === "completed") ? await Promise.all(b.map((t) => s.env.queues.transfer.getJob(`send-${t.id}`))) : null;
-  }, 30_000, 50);
-  for (const j of jobs) assert.ok(j!.processedOn! - j!.timestamp < FOLLOWER_DELAY_MS, `${j!.id} was started by the hand-on or the drain, not by its delay`);
+  const jobs = await completedSendJobs(b.map((t) => t.id));
+  for (const j of jobs) assert.ok(j.processedOn! - j.timestamp < FOLLOWER_DELAY_MS, `${j.id} was started by the hand-on or the drain, not by its delay`);
   const cancelled = await s.env.db.prisma.transfer.findMany({ where: { queueId: "f-a" } });
   assert.deepEqual(cancelled.map((t) => t.state), ["cancelled", "cancelled"]);
 });
@@ -82,14 +87,10 @@ test("a drain starts the jobs of the transfers it sent: every send job of a pay 
   await waitForNotes(s.biz, "pay", 2, n, (q) => q === "f-c", 60_000);
   const rows = await s.env.db.prisma.transfer.findMany({ where: { queueId: "f-c" }, orderBy: { id: "asc" } });
   assert.equal(rows.length, n);
-  const jobs = await eventually(async () => {
-    const js = await Promise.all(rows.map((t) => s.env.queues.transfer.getJob(`send-${t.id}`)));
-    const states = await Promise.all(js.map((j) => j!.getState()));
-    return states.every((x) => x === "completed") ? await Promise.all(rows.map((t) => s.env.queues.transfer.getJob(`send-${t.id}`))) : null;
-  }, 30_000, 50);
-  const followers = jobs.filter((j) => j!.opts.delay === FOLLOWER_DELAY_MS);
+  const jobs = await completedSendJobs(rows.map((t) => t.id));
+  const followers = jobs.filter((j) => j.opts.delay === FOLLOWER_DELAY_MS);
   assert.equal(followers.length, n - 1, "one job at once, the others followers");
-  for (const j of followers) assert.ok(j!.processedOn! - j!.timestamp < FOLLOWER_DELAY_MS, `${j!.id} was started by the drain, not by its delay`);
-  for (const j of jobs) assert.equal(j!.attemptsStarted, 1, `${j!.id} ran once`);
-  for (const j of jobs) assert.deepEqual(j!.returnvalue, { state: "sent" }, `${j!.id}`);
+  for (const j of followers) assert.ok(j.processedOn! - j.timestamp < FOLLOWER_DELAY_MS, `${j.id} was started by the drain, not by its delay`);
+  for (const j of jobs) assert.equal(j.attemptsStarted, 1, `${j.id} ran once`);
+  for (const j of jobs) assert.deepEqual(j.returnvalue, { state: "sent" }, `${j.id}`);
 });
