@@ -132,8 +132,28 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       // transaction), so redoing one by one sees it: a duplicate.
       deps.logger.info({ batch: checked.length }, "bridge: queue_id race with another batch; redoing one by one");
       const out: MessageOutcome[] = [];
-      for (const c of checked) out.push(...(await settleBatch([{ ...c, i: 0 }])));
+      for (const c of checked) out.push(await settleAlone(c));
       return out;
+    }
+  }
+
+  /**
+   * One message of a batch that lost a queue_id race, settled on its own. It
+   * can lose a race of its own too: another batch may take its id between
+   * this ledger read and this insert (the messages before it were being
+   * redone meanwhile). The unique key refuses ours only once the other row
+   * is committed, so the next read sees it and the message is a duplicate:
+   * a second try always settles it (a third is allowed, never more). Left to
+   * the consumer instead, the error would split the batch as if a message
+   * had caused it, and redo the ones already settled here as redeliveries.
+   */
+  async function settleAlone(c: Checked): Promise<MessageOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await settleBatch([{ ...c, i: 0 }]))[0]!;
+      } catch (e) {
+        if (!isDuplicateKey(e) || attempt >= 3) throw e;
+      }
     }
   }
 
